@@ -1,0 +1,60 @@
+//! The command line: no subcommand runs the Lambda loop (as Lambda starts it); `invoke` and
+//! `check` run the same init and invoke code locally, without HTTP.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// A Lambda custom runtime that runs any interpreter.
+///
+/// With no subcommand, bootstrap serves the Lambda Runtime API named by
+/// AWS_LAMBDA_RUNTIME_API, running the handler named by _HANDLER for each event.
+#[derive(Debug, Parser)]
+#[command(name = "bootstrap", version, about, long_about)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one event through the handler, exactly as the Lambda loop would, and print the
+    /// response; on a handler error print the error JSON and exit 1.
+    Invoke {
+        #[command(flatten)]
+        target: Target,
+        /// Seconds before the handler is killed, as the function timeout would.
+        #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+        timeout: f64,
+        /// The event: a file, or - for stdin. Without it the event is {}.
+        #[arg(value_name = "EVENT_FILE")]
+        event: Option<PathBuf>,
+    },
+    /// Run the init checks and print the resolved file, interpreter and argv; exit 1 with the
+    /// init error otherwise.
+    Check {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which handler to run, defaulting to what Lambda would set.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The handler, <file>.<method> [default: $_HANDLER]
+    #[arg(long, value_name = "HANDLER")]
+    pub handler: Option<String>,
+    /// The directory holding the function code [default: $LAMBDA_TASK_ROOT, else .]
+    #[arg(long, value_name = "DIR")]
+    pub task_root: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        super::Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,417 @@
+//! `interpreters.toml`: which program runs a handler file, by its extension.
+//!
+//! Two stages, as ripgrep does with its flags: serde reads a `RawConfig` (unknown keys are
+//! errors), then `Config` holds validated interpreters with parsed argv templates and the file
+//! and line each came from. Layers are merged here: the built-in defaults, then each file that
+//! exists, later ones adding or replacing interpreters by name. Finding the interpreter program
+//! on `PATH` is left to `handler`, which resolves only the one interpreter actually used.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::command::{Placeholder, Template};
+
+/// The file name looked for beside the executable and in the task root.
+pub const CONFIG_FILE_NAME: &str = "interpreters.toml";
+
+/// The defaults, compiled in from the repository's `interpreters.toml`.
+pub const BUILTIN_CONFIG: &str = include_str!("../interpreters.toml");
+
+/// Where a layer of configuration came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    BuiltIn,
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::BuiltIn => f.write_str("the built-in interpreters.toml"),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// How the event reaches the interpreter, decided by the placeholders its command uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadVia {
+    Stdin,
+    Argument,
+    File,
+}
+
+/// One validated `[interpreters.NAME]` entry.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    pub name: String,
+    /// Without the leading dot: `pl`, `py`.
+    pub extensions: Vec<String>,
+    /// argv; the first element is the program, looked up on `PATH` unless it holds a `/`.
+    pub command: Vec<Template>,
+    pub payload: PayloadVia,
+    pub source: Source,
+    /// The line of the `[interpreters.NAME]` entry in `source`.
+    pub line: usize,
+}
+
+impl Interpreter {
+    /// `[interpreters.perl] in /var/task/interpreters.toml, line 3`
+    pub fn location(&self) -> String {
+        format!(
+            "[interpreters.{}] in {}, line {}",
+            self.name, self.source, self.line
+        )
+    }
+}
+
+/// All interpreters after layering, and the files that were read.
+#[derive(Debug, Clone)]
+pub struct Config {
+    interpreters: BTreeMap<String, Interpreter>,
+    pub sources: Vec<Source>,
+}
+
+/// A config file that cannot be used. The message names the file, the line and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source: Source,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.source, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    interpreters: BTreeMap<String, Spanned<RawInterpreter>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterpreter {
+    extensions: Spanned<Vec<String>>,
+    command: Spanned<Vec<String>>,
+}
+
+impl Config {
+    /// Reads the layers in order: built-in, then each path that exists. `required` paths
+    /// (`BOOTSTRAP_CONFIG`) must exist; the others are skipped when absent.
+    pub fn load(optional: &[PathBuf], required: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut layers = vec![(Source::BuiltIn, BUILTIN_CONFIG.to_string())];
+        for path in optional {
+            match fs::read_to_string(path) {
+                Ok(text) => layers.push((Source::File(path.clone()), text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(read_error(path, &e)),
+            }
+        }
+        if let Some(path) = required {
+            let text = fs::read_to_string(path).map_err(|e| read_error(path, &e))?;
+            layers.push((Source::File(path.to_path_buf()), text));
+        }
+        Config::from_layers(layers)
+    }
+
+    /// Merges layers of TOML text; pure, for tests and fuzzing.
+    pub fn from_layers(layers: Vec<(Source, String)>) -> Result<Config, ConfigError> {
+        let mut config = Config {
+            interpreters: BTreeMap::new(),
+            sources: Vec::new(),
+        };
+        for (source, text) in layers {
+            let interpreters = parse_layer(&source, &text)?;
+            for interpreter in interpreters {
+                // A later layer that claims an extension takes it from earlier interpreters.
+                for other in config.interpreters.values_mut() {
+                    other
+                        .extensions
+                        .retain(|e| !interpreter.extensions.contains(e));
+                }
+                config
+                    .interpreters
+                    .insert(interpreter.name.clone(), interpreter);
+            }
+            config.sources.push(source);
+        }
+        Ok(config)
+    }
+
+    /// The interpreter for a file extension (no dot).
+    pub fn for_extension(&self, extension: &str) -> Option<&Interpreter> {
+        self.interpreters
+            .values()
+            .find(|i| i.extensions.iter().any(|e| e == extension))
+    }
+
+    /// Every configured extension, in a stable order.
+    pub fn extensions(&self) -> impl Iterator<Item = &str> {
+        self.interpreters
+            .values()
+            .flat_map(|i| i.extensions.iter().map(String::as_str))
+    }
+
+    pub fn interpreters(&self) -> impl Iterator<Item = &Interpreter> {
+        self.interpreters.values()
+    }
+}
+
+fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError {
+        source: Source::File(path.to_path_buf()),
+        message: format!("cannot read the file: {e}"),
+    }
+}
+
+/// Parses and validates one layer. Duplicate extensions within one file are an error.
+fn parse_layer(source: &Source, text: &str) -> Result<Vec<Interpreter>, ConfigError> {
+    let error = |message: String| ConfigError {
+        source: source.clone(),
+        message,
+    };
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
+    let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+    let mut interpreters = Vec::new();
+    for (name, raw) in raw.interpreters {
+        let line = line_of(text, raw.span().start);
+        let raw = raw.into_inner();
+        let at = |key: &str, span: std::ops::Range<usize>| {
+            format!(
+                "line {}: [interpreters.{name}] {key}",
+                line_of(text, span.start)
+            )
+        };
+        let ext_at = at("extensions", raw.extensions.span());
+        let cmd_at = at("command", raw.command.span());
+        let extensions = validate_extensions(raw.extensions.into_inner())
+            .map_err(|m| error(format!("{ext_at}: {m}")))?;
+        for ext in &extensions {
+            if let Some(first) = claimed.insert(ext.clone(), name.clone()) {
+                return Err(error(format!(
+                    "{ext_at}: extension {ext:?} is already claimed by [interpreters.{first}] in this file\n\
+                     hint: give each extension to one interpreter"
+                )));
+            }
+        }
+        let (command, payload) = validate_command(raw.command.into_inner())
+            .map_err(|m| error(format!("{cmd_at}: {m}")))?;
+        interpreters.push(Interpreter {
+            name,
+            extensions,
+            command,
+            payload,
+            source: source.clone(),
+            line,
+        });
+    }
+    Ok(interpreters)
+}
+
+fn validate_extensions(extensions: Vec<String>) -> Result<Vec<String>, String> {
+    if extensions.is_empty() {
+        return Err(
+            "is empty\nhint: list at least one file extension, e.g. extensions = [\"rb\"]".into(),
+        );
+    }
+    for ext in &extensions {
+        if let Some(bare) = ext.strip_prefix('.') {
+            return Err(format!(
+                "{ext:?} starts with a dot\nhint: write {bare:?}, without the dot"
+            ));
+        }
+        let is_clean = !ext.is_empty()
+            && ext
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        if !is_clean {
+            return Err(format!(
+                "{ext:?} is not a file extension\nhint: use letters, digits, '_', '-' or '.', e.g. \"rb\""
+            ));
+        }
+    }
+    Ok(extensions)
+}
+
+fn validate_command(command: Vec<String>) -> Result<(Vec<Template>, PayloadVia), String> {
+    let Some(program) = command.first() else {
+        return Err("is empty\nhint: give the program and its arguments, e.g. command = [\"ruby\", \"{file}\"]".into());
+    };
+    if program.trim().is_empty() {
+        return Err(
+            "has an empty program name\nhint: the first element is the program to run".into(),
+        );
+    }
+    let templates: Vec<Template> = command
+        .iter()
+        .map(|arg| Template::parse(arg).map_err(|e| format!("{arg:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    if templates[0].placeholders().any(Placeholder::is_per_event) {
+        return Err("names the event in the program position\nhint: the first element is the program to run".into());
+    }
+    let uses = |p| templates.iter().any(|t| t.uses(p));
+    let payload = match (uses(Placeholder::Event), uses(Placeholder::EventFile)) {
+        (false, false) => PayloadVia::Stdin,
+        (true, false) => PayloadVia::Argument,
+        (false, true) => PayloadVia::File,
+        (true, true) => {
+            return Err("uses both {event} and {event_file}\nhint: pass the event one way".into());
+        }
+    };
+    Ok((templates, payload))
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> Source {
+        Source::File(PathBuf::from(name))
+    }
+
+    fn layer(text: &str) -> Result<Config, ConfigError> {
+        Config::from_layers(vec![
+            (Source::BuiltIn, BUILTIN_CONFIG.into()),
+            (file("/t/i.toml"), text.into()),
+        ])
+    }
+
+    #[test]
+    fn builtin_config_has_the_four_languages() {
+        let config = Config::from_layers(vec![(Source::BuiltIn, BUILTIN_CONFIG.into())]).unwrap();
+        for (ext, name) in [
+            ("pl", "perl"),
+            ("pm", "perl"),
+            ("py", "python"),
+            ("sh", "shell"),
+            ("js", "node"),
+            ("mjs", "node"),
+        ] {
+            assert_eq!(
+                config.for_extension(ext).map(|i| i.name.as_str()),
+                Some(name),
+                "{ext}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_awk_example_from_the_docs_works() {
+        let config = layer(
+            "[interpreters.awk]\nextensions = [\"awk\"]\ncommand = [\"awk\", \"-f\", \"{file}\"]\n",
+        )
+        .unwrap();
+        let awk = config.for_extension("awk").unwrap();
+        assert_eq!(awk.payload, PayloadVia::Stdin);
+        assert_eq!(awk.line, 1);
+        assert_eq!(awk.command.len(), 3);
+    }
+
+    #[test]
+    fn later_layers_replace_by_name_and_take_extensions() {
+        let config = layer("[interpreters.myperl]\nextensions = [\"pl\"]\ncommand = [\"/opt/bin/perl\", \"{file}\"]\n").unwrap();
+        assert_eq!(config.for_extension("pl").unwrap().name, "myperl");
+        assert_eq!(config.for_extension("pm").unwrap().name, "perl");
+        let replaced = layer(
+            "[interpreters.perl]\nextensions = [\"perl\"]\ncommand = [\"perl\", \"{file}\"]\n",
+        )
+        .unwrap();
+        assert!(replaced.for_extension("pl").is_none());
+        assert_eq!(
+            replaced.for_extension("perl").unwrap().source,
+            file("/t/i.toml")
+        );
+    }
+
+    #[test]
+    fn payload_follows_the_placeholders() {
+        let arg = layer("[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"{event}\"]\n")
+            .unwrap();
+        assert_eq!(
+            arg.for_extension("x").unwrap().payload,
+            PayloadVia::Argument
+        );
+        let file_ = layer(
+            "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"--in={event_file}\"]\n",
+        )
+        .unwrap();
+        assert_eq!(file_.for_extension("x").unwrap().payload, PayloadVia::File);
+    }
+
+    #[test]
+    fn errors_name_the_file_the_line_and_the_key() {
+        let cases = [
+            (
+                "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\"]\ninterpeter = 1\n",
+                "unknown field `interpeter`",
+            ),
+            (
+                "[interpreters.x]\nextensions = [\"x\"]\n\ncommand = []\n",
+                "line 4: [interpreters.x] command: is empty",
+            ),
+            (
+                "[interpreters.x]\nextensions = [\".x\"]\ncommand = [\"x\"]\n",
+                "line 2: [interpreters.x] extensions: \".x\" starts with a dot",
+            ),
+            (
+                "[interpreters.x]\nextensions = \"x\"\ncommand = [\"x\"]\n",
+                "invalid type",
+            ),
+            (
+                "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"{fiel}\"]\n",
+                "unknown placeholder {fiel}",
+            ),
+            (
+                "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"{event}\"]\n",
+                "program position",
+            ),
+            (
+                "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"{event}\", \"{event_file}\"]\n",
+                "both",
+            ),
+            (
+                "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\"]\n[interpreters.y]\nextensions = [\"x\"]\ncommand = [\"y\"]\n",
+                "already claimed",
+            ),
+            ("[interpreters.x\n", "TOML parse error at line 1"),
+            ("[interpreter.x]\n", "unknown field `interpreter`"),
+        ];
+        for (text, expected) in cases {
+            let err = layer(text).unwrap_err();
+            assert_eq!(err.source, file("/t/i.toml"), "{text}");
+            let shown = err.to_string();
+            assert!(shown.starts_with("/t/i.toml: "), "{shown}");
+            assert!(
+                shown.contains(expected),
+                "expected {expected:?} in:\n{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn type_errors_carry_a_line_number() {
+        let err = layer("[interpreters.x]\nextensions = [\"x\"]\ncommand = \"x\"\n").unwrap_err();
+        assert!(err.message.contains("line 3"), "{}", err.message);
+    }
+}

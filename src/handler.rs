@@ -1,0 +1,477 @@
+//! Turns `_HANDLER` into a `Handler`: the file, the interpreter that runs it, and the argv
+//! with every placeholder but the event filled in. This is all of init: every failure here is
+//! a `Diagnostic` that bootstrap posts to `/runtime/init/error` (or prints, under `check`).
+//!
+//! `_HANDLER` is `<path>.<method>`, split at the last dot. The path is relative to the task
+//! root and may omit the extension; the method is a plain identifier (Perl's `::` allowed), so
+//! that a handler name can never become code.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::command::{Placeholder, Template};
+use crate::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia};
+use crate::invocation::Diagnostic;
+use crate::lambda_env::{ENV_CONFIG, ENV_HANDLER, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
+
+pub const MALFORMED_HANDLER_NAME: &str = "Runtime.MalformedHandlerName";
+pub const HANDLER_NOT_FOUND: &str = "Runtime.HandlerNotFound";
+pub const INVALID_CONFIG: &str = "Runtime.InvalidConfig";
+pub const INVALID_TASK_ROOT: &str = "Runtime.InvalidTaskRoot";
+pub const INTERPRETER_NOT_FOUND: &str = "Runtime.InterpreterNotFound";
+
+/// The runners directory, relative to the directory holding `bootstrap` (the layer, `/opt`).
+const RUNNERS_DIR: &str = "layers";
+/// Where the runners are relative to `target/{debug,release}/bootstrap` in a source checkout.
+const RUNNERS_DIR_IN_CHECKOUT: &str = "../../layers";
+
+/// `_HANDLER`, split and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerName {
+    pub path: String,
+    pub method: String,
+}
+
+impl HandlerName {
+    pub fn parse(text: &str) -> Result<HandlerName, Diagnostic> {
+        let malformed = |why: &str, hint: &str| {
+            Diagnostic::new(
+                MALFORMED_HANDLER_NAME,
+                format!("handler {text:?} {why}\nhint: {hint}"),
+            )
+        };
+        let example =
+            "set the function's Handler (_HANDLER) to <file>.<method>, e.g. lambda_script.handler";
+        let Some((path, method)) = text.rsplit_once('.') else {
+            return Err(malformed("has no '.' between a file and a method", example));
+        };
+        if path.is_empty() {
+            return Err(malformed("has no file before the last '.'", example));
+        }
+        if !is_method_name(method) {
+            return Err(malformed(
+                "has a method that is not a plain name",
+                "the part after the last '.' may hold only letters, digits, '_' and Perl's '::'",
+            ));
+        }
+        if path.chars().any(char::is_control) {
+            return Err(malformed("holds a control character", example));
+        }
+        let relative = Path::new(path);
+        if relative.is_absolute() {
+            return Err(malformed(
+                "names an absolute path",
+                "give the file relative to LAMBDA_TASK_ROOT, e.g. src/handler.method",
+            ));
+        }
+        if relative.components().any(|c| c == Component::ParentDir) {
+            return Err(malformed(
+                "climbs out of the task root with '..'",
+                "give the file relative to LAMBDA_TASK_ROOT, without '..'",
+            ));
+        }
+        Ok(HandlerName {
+            path: path.to_string(),
+            method: method.to_string(),
+        })
+    }
+}
+
+/// `[A-Za-z0-9_]+` parts joined by `::`.
+fn is_method_name(method: &str) -> bool {
+    method.split("::").all(|part| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// A resolved handler: what to run for every event.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    pub name: HandlerName,
+    /// The handler file, absolute.
+    pub file: PathBuf,
+    pub task_root: PathBuf,
+    /// The interpreter entry, or `None` when the file is an executable run directly.
+    pub interpreter: Option<Interpreter>,
+    /// The program, as found on `PATH`.
+    pub program: PathBuf,
+    /// The arguments after the program, with only `{event}`/`{event_file}` left to fill.
+    pub args: Vec<Template>,
+    pub payload: PayloadVia,
+    /// Whether children need `HOME` set (Lambda leaves it unset).
+    pub needs_home: bool,
+    pub config_sources: Vec<String>,
+}
+
+impl Handler {
+    /// Where to change how this handler is run, for hints: the interpreter's config entry.
+    pub fn setting(&self) -> String {
+        match &self.interpreter {
+            Some(i) => i.location(),
+            None => format!("the executable {}", self.file.display()),
+        }
+    }
+
+    /// A human-readable summary, as `bootstrap check` prints it.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let argv: Vec<String> = self.args.iter().map(|a| format!("{a:?}")).collect();
+        let _ = writeln!(out, "handler:     {}.{}", self.name.path, self.name.method);
+        let _ = writeln!(out, "file:        {}", self.file.display());
+        let _ = writeln!(out, "task root:   {}", self.task_root.display());
+        match &self.interpreter {
+            Some(i) => {
+                let _ = writeln!(out, "interpreter: {} ({})", i.name, i.location());
+            }
+            None => {
+                let _ = writeln!(out, "interpreter: none, the file is run as an executable");
+            }
+        }
+        let _ = writeln!(out, "program:     {}", self.program.display());
+        let _ = writeln!(
+            out,
+            "argv:        [{:?}, {}]",
+            self.program.display().to_string(),
+            argv.join(", ")
+        );
+        let payload = match self.payload {
+            PayloadVia::Stdin => "stdin",
+            PayloadVia::Argument => "argument {event}",
+            PayloadVia::File => "temporary file {event_file}",
+        };
+        let _ = writeln!(out, "event via:   {payload}");
+        let _ = write!(out, "config:      {}", self.config_sources.join(", "));
+        out
+    }
+}
+
+/// What init needs besides the config files.
+pub struct Settings<'a> {
+    pub handler: &'a str,
+    pub task_root: &'a Path,
+    pub env: &'a LambdaEnv,
+    /// The directory holding the running `bootstrap`, when known.
+    pub exe_dir: Option<&'a Path>,
+}
+
+/// Init: config, file, interpreter, program. The one place that touches the file system
+/// before the first event.
+pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
+    let name = HandlerName::parse(settings.handler)?;
+    let task_root = absolute_task_root(settings.task_root)?;
+    let config = load_config(settings, &task_root)?;
+    let base = task_root.join(&name.path);
+    let file = find_file(&base, &config, &name)?;
+    let interpreter = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| config.for_extension(e))
+        .cloned();
+    let (command, payload) = match &interpreter {
+        Some(i) => (i.command.clone(), i.payload),
+        None => {
+            check_executable(&file)?;
+            let command = vec![Template::parse("{file}"), Template::parse("{method}")];
+            let command = command
+                .into_iter()
+                .map(|t| t.expect("BUG: constant templates parse"))
+                .collect();
+            (command, PayloadVia::Stdin)
+        }
+    };
+    let runners = if command.iter().any(|t| t.uses(Placeholder::Runners)) {
+        Some(find_runners(settings)?)
+    } else {
+        None
+    };
+    let fill = |p| match p {
+        Placeholder::File => Some(file.display().to_string()),
+        Placeholder::Method => Some(name.method.clone()),
+        Placeholder::TaskRoot => Some(task_root.display().to_string()),
+        Placeholder::Runners => runners.as_ref().map(|r| r.display().to_string()),
+        Placeholder::Event | Placeholder::EventFile => None,
+    };
+    let mut filled: Vec<Template> = command.iter().map(|t| t.fill(fill)).collect();
+    let program_template = filled.remove(0);
+    let program_name = program_template
+        .as_literal()
+        .expect("BUG: the program has no per-event placeholder");
+    let program = find_program(program_name, &task_root, settings.env, interpreter.as_ref())?;
+    if let Some(runners) = &runners {
+        check_runner_files(&command[1..], &filled, runners)?;
+    }
+    Ok(Handler {
+        name,
+        file,
+        task_root,
+        interpreter,
+        program,
+        args: filled,
+        payload,
+        needs_home: !settings.env.has_home,
+        config_sources: config.sources.iter().map(ToString::to_string).collect(),
+    })
+}
+
+fn absolute_task_root(task_root: &Path) -> Result<PathBuf, Diagnostic> {
+    let invalid = |why: String| {
+        Diagnostic::new(
+            INVALID_TASK_ROOT,
+            format!(
+                "task root {}: {why}\nhint: set {ENV_TASK_ROOT} to the directory holding the function code",
+                task_root.display()
+            ),
+        )
+    };
+    let absolute = std::path::absolute(task_root).map_err(|e| invalid(e.to_string()))?;
+    match absolute.metadata() {
+        Ok(m) if m.is_dir() => Ok(absolute),
+        Ok(_) => Err(invalid("is not a directory".into())),
+        Err(e) => Err(invalid(e.to_string())),
+    }
+}
+
+fn load_config(settings: &Settings, task_root: &Path) -> Result<Config, Diagnostic> {
+    let mut optional: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = settings.exe_dir {
+        optional.push(dir.join(CONFIG_FILE_NAME));
+    }
+    let in_task_root = task_root.join(CONFIG_FILE_NAME);
+    if !optional.contains(&in_task_root) {
+        optional.push(in_task_root);
+    }
+    Config::load(&optional, settings.env.config.as_deref()).map_err(|e| {
+        let hint = if settings.env.config.as_deref() == Some(missing_path(&e)) {
+            format!("hint: {ENV_CONFIG} names a file that cannot be read; fix the path or unset it")
+        } else {
+            "hint: fix the entry; the config reference is in the README (interpreters.toml)"
+                .to_string()
+        };
+        Diagnostic::new(INVALID_CONFIG, format!("invalid config: {e}\n{hint}"))
+    })
+}
+
+fn missing_path(e: &crate::config::ConfigError) -> &Path {
+    match &e.source {
+        crate::config::Source::File(p) => p,
+        crate::config::Source::BuiltIn => Path::new(""),
+    }
+}
+
+/// The handler file: `<path>` itself, or `<path>.<ext>` for a configured extension.
+/// Exactly one must exist.
+fn find_file(base: &Path, config: &Config, name: &HandlerName) -> Result<PathBuf, Diagnostic> {
+    let mut tried = vec![base.to_path_buf()];
+    tried.extend(
+        config
+            .extensions()
+            .map(|ext| with_extension_added(base, ext)),
+    );
+    let found: Vec<&PathBuf> = tried.iter().filter(|p| p.is_file()).collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => {
+            let exts: Vec<&str> = config.extensions().collect();
+            Err(Diagnostic::new(
+                HANDLER_NOT_FOUND,
+                format!(
+                    "handler file not found: no {} or {}.{{{}}}\n\
+                     hint: check {ENV_HANDLER} ({}.{}) against the files in the zip; \
+                     to run another extension, add it to an interpreters.toml",
+                    base.display(),
+                    base.display(),
+                    exts.join(","),
+                    name.path,
+                    name.method,
+                ),
+            ))
+        }
+        many => {
+            let names: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+            Err(Diagnostic::new(
+                HANDLER_NOT_FOUND,
+                format!(
+                    "handler {}.{} is ambiguous: it matches {}\n\
+                     hint: name the file with its extension in {ENV_HANDLER}, e.g. {}.{}, or remove one",
+                    name.path,
+                    name.method,
+                    names.join(" and "),
+                    many[0]
+                        .strip_prefix(base.parent().unwrap_or(base))
+                        .unwrap_or(many[0])
+                        .display(),
+                    name.method,
+                ),
+            ))
+        }
+    }
+}
+
+/// `lambda_script` + `pl` → `lambda_script.pl` (appends, so `a.b` + `pl` → `a.b.pl`).
+fn with_extension_added(base: &Path, ext: &str) -> PathBuf {
+    let mut s: OsString = base.as_os_str().to_os_string();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn check_executable(file: &Path) -> Result<(), Diagnostic> {
+    let mode = file.metadata().map(|m| m.permissions().mode()).unwrap_or(0);
+    if mode & 0o111 != 0 {
+        return Ok(());
+    }
+    Err(Diagnostic::new(
+        HANDLER_NOT_FOUND,
+        format!(
+            "handler file {} has no known extension and is not executable\n\
+             hint: chmod +x it (and keep the mode in the zip), or add its extension to an interpreters.toml",
+            file.display()
+        ),
+    ))
+}
+
+/// The `layers/` directory: `$BOOTSTRAP_RUNNERS`, else beside the executable, else the
+/// checkout's `layers/` when bootstrap runs from `target/`.
+fn find_runners(settings: &Settings) -> Result<PathBuf, Diagnostic> {
+    let mut tried: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = &settings.env.runners {
+        tried.push(dir.clone());
+    } else if let Some(exe_dir) = settings.exe_dir {
+        tried.push(exe_dir.join(RUNNERS_DIR));
+        tried.push(exe_dir.join(RUNNERS_DIR_IN_CHECKOUT));
+    }
+    if let Some(found) = tried.iter().find(|p| p.is_dir()) {
+        return std::path::absolute(found)
+            .map_err(|e| Diagnostic::new(INTERPRETER_NOT_FOUND, e.to_string()));
+    }
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    Err(Diagnostic::new(
+        INTERPRETER_NOT_FOUND,
+        format!(
+            "the language runners directory was not found (looked in: {})\n\
+             hint: deploy the whole layer zip, so layers/ sits beside bootstrap, or set {ENV_RUNNERS}",
+            if tried.is_empty() {
+                "nowhere: the bootstrap path is unknown".into()
+            } else {
+                tried.join(", ")
+            },
+        ),
+    ))
+}
+
+/// Finds the interpreter program on `PATH` (or at its path, when it holds a `/`).
+fn find_program(
+    program: &str,
+    task_root: &Path,
+    env: &LambdaEnv,
+    interpreter: Option<&Interpreter>,
+) -> Result<PathBuf, Diagnostic> {
+    let search = env.path.clone().unwrap_or_default();
+    match which::which_in(program, Some(&search), task_root) {
+        Ok(path) => Ok(path),
+        Err(_) => {
+            let (what, hint) = match interpreter {
+                Some(i) => (
+                    format!("interpreter {program:?} for {} ({})", i.name, i.location()),
+                    format!(
+                        "bring {program} in a layer (its bin/ lands in /opt/bin, which is on PATH), \
+                         or point command at it, e.g. command = [\"/opt/bin/{}\", ...] under [interpreters.{}] \
+                         in {}/{CONFIG_FILE_NAME}",
+                        program.rsplit('/').next().unwrap_or(program),
+                        i.name,
+                        task_root.display()
+                    ),
+                ),
+                None => (
+                    format!("handler executable {program:?}"),
+                    "chmod +x it".to_string(),
+                ),
+            };
+            Err(Diagnostic::new(
+                INTERPRETER_NOT_FOUND,
+                format!(
+                    "{what} not found; PATH searched: {}\nhint: {hint}",
+                    search.to_string_lossy()
+                ),
+            ))
+        }
+    }
+}
+
+/// Each argument that names a file under `{runners}` must exist, so a layer missing a
+/// runner fails at init rather than at every event.
+fn check_runner_files(
+    templates: &[Template],
+    filled: &[Template],
+    runners: &Path,
+) -> Result<(), Diagnostic> {
+    for (template, filled) in templates.iter().zip(filled) {
+        if !template.uses(Placeholder::Runners) {
+            continue;
+        }
+        if let Some(path) = filled.as_literal().map(Path::new)
+            && !path.is_file()
+        {
+            return Err(Diagnostic::new(
+                INTERPRETER_NOT_FOUND,
+                format!(
+                    "language runner {} not found in {}\n\
+                     hint: deploy the whole layer zip (bootstrap, interpreters.toml and layers/), or set {ENV_RUNNERS}",
+                    path.display(),
+                    runners.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_the_last_dot() {
+        let n = HandlerName::parse("src/lambda_script.pl.handler").unwrap();
+        assert_eq!(
+            (n.path.as_str(), n.method.as_str()),
+            ("src/lambda_script.pl", "handler")
+        );
+        let n = HandlerName::parse("lib/MyApp.MyApp::Handler::run").unwrap();
+        assert_eq!(n.method, "MyApp::Handler::run");
+    }
+
+    #[test]
+    fn refuses_names_that_could_become_code_or_escape() {
+        for bad in [
+            "handler",
+            ".handler",
+            "x.",
+            "x.a b",
+            "x.a;b",
+            "x.system('id')",
+            "x.a'b",
+            "x.a::",
+            "x.::a",
+            "x.a\nb",
+            "/etc/passwd.handler",
+            "../x.handler",
+            "a/../../x.handler",
+            "a\nb.handler",
+        ] {
+            let err = HandlerName::parse(bad).unwrap_err();
+            assert_eq!(err.error_type, MALFORMED_HANDLER_NAME, "{bad:?}");
+            assert!(err.error_message.contains("hint:"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn appends_extensions() {
+        assert_eq!(
+            with_extension_added(Path::new("/t/a.b"), "pl"),
+            PathBuf::from("/t/a.b.pl")
+        );
+    }
+}

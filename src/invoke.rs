@@ -1,0 +1,543 @@
+//! Runs the handler for one event: spawn the child in its own process group, feed it the
+//! event, capture its stdout with a cap, forward its stderr to the log, enforce the deadline,
+//! and turn whatever happened into an `Outcome`. No HTTP here; `runtime` posts the outcome.
+//!
+//! Threads, one job each, so that no child behaviour can block us: a writer for stdin (a child
+//! that prints before reading, or never reads, must not deadlock), a reader each for stdout and
+//! stderr, and a waiter for the exit. The calling thread waits on one channel with the deadline
+//! as its timeout; it is the only one that kills or reaps.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::command::Placeholder;
+use crate::config::PayloadVia;
+use crate::handler::Handler;
+use crate::invocation::{Diagnostic, Invocation};
+use crate::process;
+
+/// Lambda's hard edge for a buffered response: 6 MiB + 100 bytes.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
+/// Linux refuses any single argv string longer than this (`MAX_ARG_STRLEN`, with its NUL).
+pub const MAX_ARGUMENT_BYTES: usize = 128 * 1024 - 1;
+/// How long before Lambda's deadline we kill the handler, so our own error is posted first.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+/// Exit status with which a handler reports a structured error (`EX_SOFTWARE`): its stdout is
+/// then a JSON `{"errorType", "errorMessage", "stackTrace"}` object.
+pub const DIAGNOSTIC_EXIT_STATUS: i32 = 70;
+/// How much of the handler's stderr we keep for the error message.
+const STDERR_TAIL_BYTES: usize = 4096;
+/// How many of those lines the message shows.
+const STDERR_TAIL_LINES: usize = 10;
+/// Longest wait for the pipes to close once every process that could hold them is dead.
+const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest we keep a diagnostic's message and stack trace, so an error post stays small.
+const MAX_DIAGNOSTIC_TEXT: usize = 64 * 1024;
+/// Threads here only copy bytes; they need little stack.
+const THREAD_STACK: usize = 64 * 1024;
+
+pub const EXIT_ERROR: &str = "Runtime.ExitError";
+pub const TIMEOUT: &str = "Runtime.Timeout";
+pub const RESPONSE_TOO_LARGE: &str = "Runtime.ResponseTooLarge";
+pub const EVENT_TOO_LARGE: &str = "Runtime.EventTooLarge";
+pub const INVALID_EVENT: &str = "Runtime.InvalidEvent";
+pub const SPAWN_ERROR: &str = "Runtime.SpawnError";
+
+/// Per-event environment variables, each set only when Lambda sent the header.
+pub const ENV_REQUEST_ID: &str = "LAMBDA_RUNTIME_AWS_REQUEST_ID";
+pub const ENV_DEADLINE_MS: &str = "LAMBDA_RUNTIME_DEADLINE_MS";
+pub const ENV_FUNCTION_ARN: &str = "LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN";
+pub const ENV_TRACE_ID: &str = "LAMBDA_RUNTIME_TRACE_ID";
+pub const ENV_XRAY_TRACE_ID: &str = "_X_AMZN_TRACE_ID";
+pub const ENV_CLIENT_CONTEXT: &str = "LAMBDA_RUNTIME_CLIENT_CONTEXT";
+pub const ENV_COGNITO_IDENTITY: &str = "LAMBDA_RUNTIME_COGNITO_IDENTITY";
+pub const ENV_TENANT_ID: &str = "LAMBDA_RUNTIME_AWS_TENANT_ID";
+
+/// What one event produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Response(Vec<u8>),
+    Failed(Diagnostic),
+}
+
+/// Runs `handler` for `invocation` and waits for everything it started to be gone.
+pub fn invoke(handler: &Handler, invocation: &Invocation) -> Outcome {
+    match run(handler, invocation) {
+        Ok(outcome) => outcome,
+        Err(diagnostic) => Outcome::Failed(diagnostic),
+    }
+}
+
+fn run(handler: &Handler, invocation: &Invocation) -> Result<Outcome, Diagnostic> {
+    let event = &invocation.event;
+    let event_file = match handler.payload {
+        PayloadVia::File => Some(EventFile::create(event)?),
+        PayloadVia::Stdin | PayloadVia::Argument => None,
+    };
+    if handler.payload == PayloadVia::Argument {
+        check_argument(event, handler)?;
+    }
+    let mut command = Command::new(&handler.program);
+    for arg in &handler.args {
+        command.arg(arg.render(|p| {
+            match p {
+                Placeholder::EventFile => event_file
+                    .as_ref()
+                    .map(|f| f.path.as_os_str().as_encoded_bytes().to_vec())
+                    .unwrap_or_default(),
+                _ => event.clone(),
+            }
+        }));
+    }
+    set_environment(&mut command, handler, invocation);
+    let stdin = if handler.payload == PayloadVia::Stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    command
+        .current_dir(&handler.task_root)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child = command.spawn().map_err(|e| spawn_error(&e, handler))?;
+    let kill_at = Instant::now()
+        + invocation
+            .deadline
+            .remaining(SystemTime::now())
+            .saturating_sub(DEADLINE_MARGIN);
+    let started = Instant::now();
+    let finished = supervise(child, event, handler.payload == PayloadVia::Stdin, kill_at);
+    drop(event_file);
+    Ok(finished.into_outcome(started.elapsed()))
+}
+
+fn set_environment(command: &mut Command, handler: &Handler, inv: &Invocation) {
+    let values: [(&str, Option<String>); 8] = [
+        (ENV_REQUEST_ID, Some(inv.request_id.to_string())),
+        (ENV_DEADLINE_MS, Some(inv.deadline.epoch_ms().to_string())),
+        (ENV_FUNCTION_ARN, inv.invoked_function_arn.clone()),
+        (ENV_TRACE_ID, inv.trace_id.clone()),
+        (ENV_XRAY_TRACE_ID, inv.trace_id.clone()),
+        (ENV_CLIENT_CONTEXT, inv.client_context.clone()),
+        (ENV_COGNITO_IDENTITY, inv.cognito_identity.clone()),
+        (ENV_TENANT_ID, inv.tenant_id.clone()),
+    ];
+    for (name, value) in values {
+        match value {
+            Some(v) => command.env(name, v),
+            // Also removes a value bootstrap itself inherited: it must not pose as this event's.
+            None => command.env_remove(name),
+        };
+    }
+    if handler.needs_home {
+        command.env(crate::lambda_env::ENV_HOME, "/tmp");
+    }
+}
+
+fn check_argument(event: &[u8], handler: &Handler) -> Result<(), Diagnostic> {
+    if event.len() > MAX_ARGUMENT_BYTES {
+        return Err(Diagnostic::new(
+            EVENT_TOO_LARGE,
+            format!(
+                "the event is {} bytes, over the {} bytes Linux allows in one argument\n\
+                 hint: pass it on stdin or in a file: replace {{event}} with {{event_file}} (or drop it) \
+                 in command under {}",
+                event.len(),
+                MAX_ARGUMENT_BYTES,
+                handler.setting()
+            ),
+        ));
+    }
+    if event.contains(&0) {
+        return Err(Diagnostic::new(
+            INVALID_EVENT,
+            format!(
+                "the event holds a NUL byte, which cannot be passed as an argument\n\
+                 hint: pass it on stdin or in a file: replace {{event}} with {{event_file}} in command under {}",
+                handler.setting()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn spawn_error(e: &io::Error, handler: &Handler) -> Diagnostic {
+    let program = handler.program.display();
+    let message = match e.kind() {
+        io::ErrorKind::NotFound => {
+            format!("cannot run {program}: it is gone or its #! interpreter is missing ({e})")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!(
+                "cannot run {program}: permission denied\nhint: chmod +x it and keep the mode in the zip"
+            )
+        }
+        _ => format!("cannot run {program}: {e}"),
+    };
+    Diagnostic::new(SPAWN_ERROR, message)
+}
+
+/// What the threads report to the supervising thread.
+enum Report {
+    Exited,
+    Stdout(Captured),
+    StderrTail(Vec<u8>),
+}
+
+enum Captured {
+    Complete(Vec<u8>),
+    TooLarge,
+    Failed(io::Error),
+}
+
+/// Everything known once the child and its group are gone.
+struct Finished {
+    status: io::Result<ExitStatus>,
+    stdout: Option<Captured>,
+    /// `None` until the stderr reader has finished.
+    stderr_tail: Option<Vec<u8>>,
+    timed_out: bool,
+    too_large: bool,
+}
+
+fn supervise(mut child: Child, event: &[u8], feed_stdin: bool, kill_at: Instant) -> Finished {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    if feed_stdin && let Some(mut stdin) = child.stdin.take() {
+        let event = event.to_vec();
+        // A child that exits without reading makes this fail with EPIPE: that is its choice.
+        spawn(move || {
+            let _ = stdin.write_all(&event);
+        });
+    }
+    if let Some(stdout) = child.stdout.take() {
+        let tx = tx.clone();
+        spawn(move || {
+            let _ = tx.send(Report::Stdout(capture(stdout)));
+        });
+    }
+    if let Some(stderr) = child.stderr.take() {
+        let tx = tx.clone();
+        spawn(move || {
+            let _ = tx.send(Report::StderrTail(forward_stderr(stderr)));
+        });
+    }
+    {
+        let tx = tx.clone();
+        spawn(move || {
+            // If waitid itself fails the child is not ours to wait for; report it gone.
+            let _ = process::wait_exited_unreaped(pid);
+            let _ = tx.send(Report::Exited);
+        });
+    }
+    drop(tx);
+
+    let mut finished = Finished {
+        status: Ok(ExitStatus::from_raw(0)),
+        stdout: None,
+        stderr_tail: None,
+        timed_out: false,
+        too_large: false,
+    };
+    wait_for_exit(&rx, pid, kill_at, &mut finished);
+    // The child is a zombie now, so its pid still names its group: kill what it left behind,
+    // then reap it, then anything that escaped the group.
+    process::kill_group(pid);
+    finished.status = child.wait();
+    process::kill_orphans();
+    collect_pipes(&rx, &mut finished);
+    finished
+}
+
+fn wait_for_exit(rx: &Receiver<Report>, pid: u32, kill_at: Instant, finished: &mut Finished) {
+    loop {
+        let timeout = kill_at.saturating_duration_since(Instant::now());
+        let report = if finished.timed_out || finished.too_large {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(timeout)
+        };
+        match report {
+            Ok(Report::Exited) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(Report::Stdout(captured)) => {
+                if matches!(captured, Captured::TooLarge) {
+                    finished.too_large = true;
+                    process::kill_group(pid);
+                }
+                finished.stdout = Some(captured);
+            }
+            Ok(Report::StderrTail(tail)) => finished.stderr_tail = Some(tail),
+            Err(RecvTimeoutError::Timeout) => {
+                finished.timed_out = true;
+                process::kill_group(pid);
+            }
+        }
+    }
+}
+
+fn collect_pipes(rx: &Receiver<Report>, finished: &mut Finished) {
+    let until = Instant::now() + PIPE_DRAIN_TIMEOUT;
+    while finished.stdout.is_none() || finished.stderr_tail.is_none() {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Report::Stdout(captured)) => finished.stdout = Some(captured),
+            Ok(Report::StderrTail(tail)) => finished.stderr_tail = Some(tail),
+            Ok(Report::Exited) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+impl Finished {
+    fn into_outcome(self, elapsed: Duration) -> Outcome {
+        if self.timed_out {
+            return Outcome::Failed(Diagnostic::new(
+                TIMEOUT,
+                format!(
+                    "handler timed out: killed after {:.2} s, {} ms before the invocation deadline\n\
+                     hint: raise the function timeout, or make the handler faster",
+                    elapsed.as_secs_f64(),
+                    DEADLINE_MARGIN.as_millis()
+                ),
+            ));
+        }
+        if self.too_large || matches!(self.stdout, Some(Captured::TooLarge)) {
+            return Outcome::Failed(Diagnostic::new(
+                RESPONSE_TOO_LARGE,
+                format!(
+                    "the handler wrote more than {MAX_RESPONSE_BYTES} bytes to stdout, Lambda's limit \
+                     for a response\nhint: return less, or put the data in S3 and return its key"
+                ),
+            ));
+        }
+        let status = match self.status {
+            Ok(status) => status,
+            Err(e) => {
+                return Outcome::Failed(Diagnostic::new(
+                    EXIT_ERROR,
+                    format!("cannot wait for the handler: {e}"),
+                ));
+            }
+        };
+        let stdout = match self.stdout {
+            Some(Captured::Complete(bytes)) => bytes,
+            Some(Captured::Failed(e)) => {
+                return Outcome::Failed(Diagnostic::new(
+                    EXIT_ERROR,
+                    format!("cannot read the handler's stdout: {e}"),
+                ));
+            }
+            Some(Captured::TooLarge) => unreachable!("handled above"),
+            None => {
+                return Outcome::Failed(Diagnostic::new(
+                    EXIT_ERROR,
+                    "the handler's stdout stayed open after it exited: a process it started outside \
+                     its process group still holds it",
+                ));
+            }
+        };
+        if status.code() == Some(DIAGNOSTIC_EXIT_STATUS)
+            && let Some(diagnostic) = parse_diagnostic(&stdout)
+        {
+            return Outcome::Failed(diagnostic);
+        }
+        match (status.code(), status.signal()) {
+            (Some(0), _) => Outcome::Response(stdout),
+            (Some(code), _) => Outcome::Failed(Diagnostic::new(
+                EXIT_ERROR,
+                with_tail(
+                    format!("handler exited with status {code}"),
+                    self.stderr_tail.as_deref().unwrap_or_default(),
+                ),
+            )),
+            (None, Some(signal)) => Outcome::Failed(Diagnostic::new(
+                EXIT_ERROR,
+                with_tail(
+                    format!(
+                        "handler was killed by signal {signal} ({})",
+                        process::signal_name(signal)
+                    ),
+                    self.stderr_tail.as_deref().unwrap_or_default(),
+                ),
+            )),
+            (None, None) => Outcome::Failed(Diagnostic::new(
+                EXIT_ERROR,
+                format!("handler ended with {status}"),
+            )),
+        }
+    }
+}
+
+fn with_tail(message: String, tail: &[u8]) -> String {
+    let text = String::from_utf8_lossy(tail);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return format!("{message} (no stderr output)");
+    }
+    let last = &lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..];
+    format!("{message}; last stderr lines:\n{}", last.join("\n"))
+}
+
+/// Reads a handler's own `{"errorType", "errorMessage", "stackTrace"}` report.
+fn parse_diagnostic(stdout: &[u8]) -> Option<Diagnostic> {
+    let value: serde_json::Value = serde_json::from_slice(stdout).ok()?;
+    let error_type = value.get("errorType")?.as_str()?;
+    let error_message = value.get("errorMessage")?.as_str()?;
+    let mut budget = MAX_DIAGNOSTIC_TEXT;
+    let mut stack_trace = Vec::new();
+    for frame in value
+        .get("stackTrace")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let frame = frame
+            .as_str()
+            .map_or_else(|| frame.to_string(), str::to_string);
+        if frame.len() > budget {
+            break;
+        }
+        budget -= frame.len();
+        stack_trace.push(frame);
+    }
+    Some(Diagnostic {
+        error_type: truncate(error_type, 256),
+        error_message: truncate(error_message, MAX_DIAGNOSTIC_TEXT),
+        stack_trace,
+    })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn spawn(job: impl FnOnce() + Send + 'static) {
+    // If the thread cannot start, its pipe closes when `job` drops, which every reader treats
+    // as end of input; nothing waits forever.
+    let _ = thread::Builder::new().stack_size(THREAD_STACK).spawn(job);
+}
+
+/// Reads stdout to its end, keeping at most `MAX_RESPONSE_BYTES`.
+fn capture(stdout: ChildStdout) -> Captured {
+    let mut bytes = Vec::new();
+    match stdout
+        .take(MAX_RESPONSE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+    {
+        Ok(n) if n > MAX_RESPONSE_BYTES => Captured::TooLarge,
+        Ok(_) => Captured::Complete(bytes),
+        Err(e) => Captured::Failed(e),
+    }
+}
+
+/// Copies the handler's stderr to ours as it arrives, and returns its last few KiB.
+fn forward_stderr(mut stderr: ChildStderr) -> Vec<u8> {
+    let mut tail: Vec<u8> = Vec::with_capacity(STDERR_TAIL_BYTES * 2);
+    let mut buf = [0u8; 8192];
+    let mut log = io::stderr();
+    loop {
+        let n = match stderr.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        // A log we cannot write to must not stop us draining the pipe.
+        let _ = log.write_all(&buf[..n]);
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > STDERR_TAIL_BYTES {
+            tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+        }
+    }
+    tail
+}
+
+/// A private temporary file holding the event, removed when dropped.
+struct EventFile {
+    path: PathBuf,
+}
+
+impl EventFile {
+    fn create(event: &[u8]) -> Result<EventFile, Diagnostic> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("bootstrap-event-{}-{n}.json", std::process::id()));
+        let write = |path: &Path| -> io::Result<()> {
+            let mut file: File = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(event)
+        };
+        match write(&path) {
+            Ok(()) => Ok(EventFile { path }),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                Err(Diagnostic::new(
+                    SPAWN_ERROR,
+                    format!("cannot write the event to {}: {e}", path.display()),
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for EventFile {
+    fn drop(&mut self) {
+        // Already gone (the handler deleted it) is fine.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_handler_diagnostic() {
+        let d = parse_diagnostic(
+            br#"{"errorType":"ValueError","errorMessage":"bad","stackTrace":["a",1]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.error_type, "ValueError");
+        assert_eq!(d.stack_trace, vec!["a".to_string(), "1".to_string()]);
+        assert!(parse_diagnostic(b"plain output").is_none());
+        assert!(parse_diagnostic(br#"{"errorType":1,"errorMessage":"x"}"#).is_none());
+    }
+
+    #[test]
+    fn message_shows_the_last_stderr_lines() {
+        let tail = (1..=15).map(|i| format!("line {i}\n")).collect::<String>();
+        let m = with_tail("handler exited with status 2".into(), tail.as_bytes());
+        assert!(
+            m.starts_with("handler exited with status 2; last stderr lines:\nline 6\n"),
+            "{m}"
+        );
+        assert!(m.ends_with("line 15"));
+        assert_eq!(with_tail("x".into(), b""), "x (no stderr output)");
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("ééé", 3), "é…");
+        assert_eq!(truncate("abc", 3), "abc");
+    }
+}

@@ -1,0 +1,18 @@
+//! `bootstrap`: a Lambda custom runtime that runs any interpreter, one process per event.
+//!
+//! The binary (`main.rs`) is thin; the modules are a library so that fuzz targets and
+//! benchmarks can reach the pure parsers (`_HANDLER`, config, API address, `/next` headers)
+//! without HTTP. Behaviour is tested through the built binary in `tests/`.
+
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod handler;
+pub mod invocation;
+pub mod invoke;
+pub mod lambda_env;
+pub mod local;
+pub mod log;
+pub mod process;
+pub mod runtime;
+pub mod runtime_api;

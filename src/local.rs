@@ -1,0 +1,154 @@
+//! `bootstrap invoke` and `bootstrap check`: the init and invoke code the Lambda loop uses,
+//! run once from a terminal with no HTTP and no AWS.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::cli::Target;
+use crate::handler::{self, Handler, Settings};
+use crate::invocation::{Deadline, Diagnostic, Invocation, RequestId};
+use crate::invoke::{Outcome, invoke as invoke_handler};
+use crate::lambda_env::{ENV_HANDLER, LambdaEnv};
+use crate::runtime_api::MAX_EVENT_BYTES;
+use crate::{fatal, info};
+
+const INVALID_EVENT: &str = "Runtime.InvalidEvent";
+
+/// The directory holding the running executable: where the layer's config and runners are.
+pub fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()?
+        .parent()
+        .map(Path::to_path_buf)
+}
+
+/// The init error for a variable Lambda always sets.
+pub fn missing_variable(name: &str) -> Diagnostic {
+    Diagnostic::new(
+        handler::MALFORMED_HANDLER_NAME,
+        format!(
+            "{name} is not set\nhint: set the function's handler, e.g. lambda_script.handler (Lambda passes it as {ENV_HANDLER})"
+        ),
+    )
+}
+
+/// `bootstrap check`: prints what init resolved, or the init error.
+pub fn check(env: &LambdaEnv, target: &Target) -> bool {
+    match resolve(env, target) {
+        Ok(handler) => {
+            println!("{}", handler.describe());
+            true
+        }
+        Err(diagnostic) => {
+            fatal!("{}: {}", diagnostic.error_type, diagnostic.error_message);
+            false
+        }
+    }
+}
+
+/// `bootstrap invoke`: runs one event and prints the response, or the error JSON.
+pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Path>) -> bool {
+    let outcome = prepare(env, target, timeout, event).map(|(handler, invocation)| {
+        let outcome = invoke_handler(&handler, &invocation);
+        if let Outcome::Failed(d) = &outcome {
+            info!("{} failed: {}", invocation.request_id, d.error_type);
+        }
+        outcome
+    });
+    let (bytes, ok) = match outcome {
+        Ok(Outcome::Response(body)) => (body, true),
+        Ok(Outcome::Failed(diagnostic)) | Err(diagnostic) => {
+            fatal!("{}: {}", diagnostic.error_type, diagnostic.error_message);
+            (diagnostic.to_json(), false)
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    // A closed stdout (`| head`) is the reader's choice; the exit code still tells.
+    let _ = stdout.write_all(&bytes).and_then(|()| stdout.flush());
+    ok
+}
+
+fn prepare(
+    env: &LambdaEnv,
+    target: &Target,
+    timeout: f64,
+    event: Option<&Path>,
+) -> Result<(Handler, Invocation), Diagnostic> {
+    let handler = resolve(env, target)?;
+    let event = read_event(event)?;
+    let timeout = Duration::try_from_secs_f64(timeout)
+        .map_err(|e| Diagnostic::new(INVALID_EVENT, format!("--timeout {timeout}: {e}")))?;
+    let id = format!("local-{}", std::process::id());
+    let invocation = Invocation {
+        request_id: RequestId::parse(&id).expect("BUG: a local id is printable ASCII"),
+        deadline: Deadline::after(timeout, SystemTime::now()),
+        invoked_function_arn: None,
+        trace_id: None,
+        client_context: None,
+        cognito_identity: None,
+        tenant_id: None,
+        event,
+    };
+    Ok((handler, invocation))
+}
+
+fn resolve(env: &LambdaEnv, target: &Target) -> Result<Handler, Diagnostic> {
+    let Some(name) = target.handler.as_deref().or(env.handler.as_deref()) else {
+        return Err(Diagnostic::new(
+            handler::MALFORMED_HANDLER_NAME,
+            format!("no handler given\nhint: pass --handler FILE.METHOD or set {ENV_HANDLER}"),
+        ));
+    };
+    let task_root = target
+        .task_root
+        .clone()
+        .or_else(|| env.task_root.clone())
+        .unwrap_or_else(|| ".".into());
+    let exe_dir = exe_dir();
+    handler::resolve(&Settings {
+        handler: name,
+        task_root: &task_root,
+        env,
+        exe_dir: exe_dir.as_deref(),
+    })
+}
+
+/// The event from a file or stdin (`-`), at most `MAX_EVENT_BYTES`; `{}` when none is given.
+fn read_event(source: Option<&Path>) -> Result<Vec<u8>, Diagnostic> {
+    let Some(path) = source else {
+        return Ok(b"{}".to_vec());
+    };
+    let reader: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(io::stdin())
+    } else {
+        let file = File::open(path).map_err(|e| {
+            Diagnostic::new(
+                INVALID_EVENT,
+                format!("cannot read the event file {}: {e}", path.display()),
+            )
+        })?;
+        Box::new(file)
+    };
+    let mut event = Vec::new();
+    reader
+        .take(MAX_EVENT_BYTES + 1)
+        .read_to_end(&mut event)
+        .map_err(|e| {
+            Diagnostic::new(
+                INVALID_EVENT,
+                format!("cannot read the event from {}: {e}", path.display()),
+            )
+        })?;
+    if event.len() as u64 > MAX_EVENT_BYTES {
+        return Err(Diagnostic::new(
+            INVALID_EVENT,
+            format!(
+                "the event in {} is over {MAX_EVENT_BYTES} bytes",
+                path.display()
+            ),
+        ));
+    }
+    Ok(event)
+}

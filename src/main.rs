@@ -1,0 +1,95 @@
+//! The `bootstrap` executable: parse the command line, run, turn the result into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use bootstrap::cli::{Args, Command};
+use bootstrap::handler::{self, Settings};
+use bootstrap::lambda_env::{ENV_HANDLER, ENV_RUNTIME_API, ENV_TASK_ROOT, LambdaEnv};
+use bootstrap::runtime_api::{ApiAddress, RuntimeApi};
+use bootstrap::{fatal, local, process, runtime, warn};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let env = LambdaEnv::from_env();
+    let ok = match args.command {
+        None => serve(&env),
+        Some(Command::Invoke {
+            target,
+            timeout,
+            event,
+        }) => local::invoke(&env, &target, timeout, event.as_deref()),
+        Some(Command::Check { target }) => local::check(&env, &target),
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The Lambda cold start, step by step; returns only on a failure.
+fn serve(env: &LambdaEnv) -> bool {
+    // 1. Where the Runtime API is. Without it there is nobody to report an init error to.
+    let Some(raw) = &env.runtime_api else {
+        fatal!(
+            "{ENV_RUNTIME_API} is not set: bootstrap serves Lambda's Runtime API\nhint: try `bootstrap invoke` or `bootstrap check` to run a handler locally"
+        );
+        return false;
+    };
+    let address = match ApiAddress::parse(raw) {
+        Ok(address) => address,
+        Err(e) => {
+            fatal!("{ENV_RUNTIME_API}: {e}");
+            return false;
+        }
+    };
+    let api = RuntimeApi::new(&address);
+
+    // 2. Config, handler file, interpreter: any failure goes to /runtime/init/error.
+    let exe_dir = local::exe_dir();
+    let task_root = env.task_root.clone().unwrap_or_else(|| ".".into());
+    let handler_name = env.handler.as_deref().unwrap_or_default();
+    let settings = Settings {
+        handler: handler_name,
+        task_root: &task_root,
+        env,
+        exe_dir: exe_dir.as_deref(),
+    };
+    let missing = if env.handler.is_none() {
+        Some(ENV_HANDLER)
+    } else if env.task_root.is_none() {
+        Some(ENV_TASK_ROOT)
+    } else {
+        None
+    };
+    let resolved = match missing {
+        Some(name) => Err(local::missing_variable(name)),
+        None => handler::resolve(&settings),
+    };
+    let handler = match resolved {
+        Ok(handler) => handler,
+        Err(diagnostic) => {
+            fatal!(
+                "init failed: {}: {}",
+                diagnostic.error_type,
+                diagnostic.error_message
+            );
+            if let Err(e) = api.post_init_error(&diagnostic) {
+                fatal!("cannot report the init error to the Runtime API at {address}: {e}");
+            }
+            return false;
+        }
+    };
+
+    // 3. Adopt orphaned grandchildren, so that none outlives its event.
+    if let Err(e) = process::become_subreaper() {
+        warn!("cannot become the reaper of orphaned handler processes: {e}");
+    }
+
+    // 4. The loop, until the Runtime API fails.
+    let error = runtime::serve(&api, &handler);
+    fatal!("the Runtime API at {address} failed: {error}");
+    false
+}

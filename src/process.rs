@@ -1,0 +1,182 @@
+//! The few process-control calls that std does not offer: killing a whole process group,
+//! waiting for a child's exit without reaping it, and adopting and killing orphaned
+//! descendants. Everything `unsafe` in the crate is in this file, each call a thin wrapper
+//! around one libc function whose arguments are plain integers.
+//!
+//! Why not reap at once: a pid is only safe to signal while its zombie exists. We observe the
+//! exit with `WNOWAIT`, kill what is left of the process group, and only then reap, so a
+//! recycled pid can never receive our SIGKILL.
+
+use std::fs;
+use std::io;
+
+/// Sends SIGKILL to every process in the group `pgid`. A group that is already gone is fine.
+pub fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return; // 0 and 1 would mean "our own group" and "init"; never ours to kill
+    }
+    // SAFETY: killpg takes two integers and touches no memory of ours.
+    // ESRCH (the group is empty) is the normal case after a clean exit.
+    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+}
+
+/// Blocks until the child `pid` has exited, leaving it a zombie so that its pid (and the
+/// process group id it leads) cannot be reused until `Child::wait` reaps it.
+pub fn wait_exited_unreaped(pid: u32) -> io::Result<()> {
+    let pid = libc::id_t::from(pid);
+    loop {
+        // SAFETY: `info` is a zeroed siginfo_t owned by this frame; waitid writes into it only.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc =
+            unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants, so that a grandchild which
+/// escapes its process group (`setsid`, a double fork) is re-parented to us and can be killed.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Kills and reaps every child this process still has. Called after a handler's own process
+/// has been reaped, when the only children left are its escaped descendants. Returns how
+/// many processes were killed.
+///
+/// The common case costs one `waitpid` that answers "no children". Only when live children
+/// remain do we scan `/proc` for processes whose parent is us.
+pub fn kill_orphans() -> usize {
+    let mut killed = 0;
+    // Each round kills the children we can see; their own children are re-parented to us and
+    // show up in the next round. The bound only guards against a fork bomb outpacing us.
+    for _ in 0..64 {
+        reap_zombies();
+        if !has_children() {
+            break;
+        }
+        let me = std::process::id();
+        let children = children_of(me);
+        if children.is_empty() {
+            break;
+        }
+        for pid in children {
+            kill_group(pid); // it may lead a group of its own (setsid)
+            // SAFETY: kill takes two integers; the pid is our unreaped child, so it is ours.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            killed += 1;
+        }
+        wait_any_child();
+    }
+    reap_zombies();
+    killed
+}
+
+/// Reaps children that have already exited, without blocking.
+fn reap_zombies() {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a local integer waitpid writes into.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+    }
+}
+
+/// Blocks until one child exits, and reaps it.
+fn wait_any_child() {
+    let mut status = 0;
+    // SAFETY: as above; -1 means any child, and we only call this after killing our children.
+    unsafe { libc::waitpid(-1, &mut status, 0) };
+}
+
+/// Whether this process still has a child, alive or not yet reaped.
+fn has_children() -> bool {
+    let mut status = 0;
+    // SAFETY: as above. waitpid returns 0 when children exist but none has exited, -1 (ECHILD)
+    // when there are none, and a pid when it just reaped one that exited since we looked.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    pid >= 0
+}
+
+/// The pids whose parent is `parent`, read from `/proc/<pid>/stat`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parent_pid(&stat))
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// The parent pid from the text of `/proc/<pid>/stat`: `pid (comm) state ppid ...`.
+/// `comm` may hold spaces and parentheses, so we split after the last `)`.
+fn parent_pid(stat: &str) -> Option<u32> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The conventional name of a signal, for error messages.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => "an unnamed signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_pid_survives_odd_command_names() {
+        assert_eq!(parent_pid("42 (perl) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_pid("42 (a) b (c)) R 9 1 1"), Some(9));
+        assert_eq!(parent_pid("garbage"), None);
+    }
+
+    #[test]
+    fn signals_have_names() {
+        assert_eq!(signal_name(libc::SIGSEGV), "SIGSEGV");
+        assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+        assert_eq!(signal_name(1000), "an unnamed signal");
+    }
+}
