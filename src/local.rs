@@ -26,10 +26,18 @@ pub fn exe_dir() -> Option<PathBuf> {
 
 /// The init error for a variable Lambda always sets.
 pub fn missing_variable(name: &str) -> Diagnostic {
+    if name == ENV_HANDLER {
+        return Diagnostic::new(
+            handler::MALFORMED_HANDLER_NAME,
+            format!(
+                "{name} is not set\nhint: set the function's handler, e.g. lambda_script.handler"
+            ),
+        );
+    }
     Diagnostic::new(
-        handler::MALFORMED_HANDLER_NAME,
+        handler::INVALID_TASK_ROOT,
         format!(
-            "{name} is not set\nhint: set the function's handler, e.g. lambda_script.handler (Lambda passes it as {ENV_HANDLER})"
+            "{name} is not set\nhint: set it to the directory holding the function code (Lambda sets /var/task)"
         ),
     )
 }

@@ -1,0 +1,290 @@
+use serde_json::json;
+
+use crate::support::*;
+
+/// (interpreter, fixture directory, extension, reply the echo adds)
+const LANGUAGES: [(&str, &str, &str); 3] = [
+    ("perl", "perl", "pl"),
+    ("python3", "python", "py"),
+    ("node", "node", "js"),
+];
+
+fn serve_one(lang: &str, ext: &str, fixture: &str, event: Event) -> (Post, String) {
+    let api = MockApi::start();
+    let file = format!("handler.{ext}");
+    let root = TaskRoot::new().copy(&format!("{lang}/{fixture}.{ext}"), &file);
+    let bootstrap = Bootstrap::start(&api, &root, "handler.handler");
+    api.push(event);
+    let post = api.next_post();
+    (post, bootstrap.stop())
+}
+
+#[test]
+fn echo_in_every_language_keeps_prints_out_of_the_response() {
+    for (program, lang, ext) in LANGUAGES {
+        if !have(program) {
+            continue;
+        }
+        let (post, log) = serve_one(
+            lang,
+            ext,
+            "echo",
+            Event::new("r1", &br#"{"a":[1,"x"]}"#[..]),
+        );
+        assert_eq!(
+            post.path,
+            "/2018-06-01/runtime/invocation/r1/response",
+            "{lang}: {}",
+            post.body_text()
+        );
+        assert_eq!(
+            post.json(),
+            json!({"a": [1, "x"], "reply": format!("{lang} ok")}),
+            "{lang}"
+        );
+        assert!(
+            log.contains("log line from handler"),
+            "{lang}: handler prints belong in the log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn shell_echo_gets_the_event_as_its_first_argument() {
+    if !have("bash") {
+        return;
+    }
+    let (post, log) = serve_one(
+        "shell",
+        "sh",
+        "echo",
+        Event::new("r1", &br#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#[..]),
+    );
+    assert_eq!(
+        post.body_text(),
+        r#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#
+    );
+    assert!(log.contains("log line from handler"), "{log}");
+}
+
+#[test]
+fn context_reaches_every_language() {
+    let cases = [
+        ("perl", "perl", "pl"),
+        ("python3", "python", "py"),
+        ("node", "node", "js"),
+        ("bash", "shell", "sh"),
+    ];
+    for (program, lang, ext) in cases {
+        if !have(program) {
+            continue;
+        }
+        let event =
+            Event::new("ctx-1", "{}").header("Lambda-Runtime-Trace-Id", "Root=1-abc;Sampled=1");
+        let (post, _) = serve_one(lang, ext, "context", event);
+        let body = post.json();
+        assert_eq!(body["aws_request_id"], "ctx-1", "{lang}: {body}");
+        assert_eq!(body["trace_id"], "Root=1-abc;Sampled=1", "{lang}: {body}");
+        if lang != "shell" {
+            assert_eq!(
+                body["invoked_function_arn"], "arn:aws:lambda:us-east-1:123456789012:function:test",
+                "{lang}"
+            );
+            let remaining = body["remaining_ms"].as_i64().unwrap_or(-1);
+            assert!(
+                (1..=30_000).contains(&remaining),
+                "{lang}: remaining_ms {remaining}"
+            );
+        }
+    }
+}
+
+#[test]
+fn handler_errors_keep_their_class_name() {
+    let cases = [
+        ("perl", "perl", "pl", "Error", "Function.Error"),
+        (
+            "python3",
+            "python",
+            "py",
+            "ValueError",
+            "Function.ValueError",
+        ),
+        ("node", "node", "js", "TypeError", "Function.TypeError"),
+    ];
+    for (program, lang, ext, error_type, header) in cases {
+        if !have(program) {
+            continue;
+        }
+        let (post, _) = serve_one(lang, ext, "raise", Event::new("r1", "{}"));
+        assert_eq!(
+            post.path, "/2018-06-01/runtime/invocation/r1/error",
+            "{lang}"
+        );
+        assert_error(&post, error_type, &["bad input"]);
+        assert_eq!(
+            post.header("Lambda-Runtime-Function-Error-Type"),
+            Some(header),
+            "{lang}"
+        );
+        if lang == "python" {
+            let trace = post.json()["stackTrace"].to_string();
+            assert!(
+                trace.contains("raise ValueError"),
+                "python traceback: {trace}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failing_shell_function_is_an_exit_error_with_its_stderr() {
+    if !have("bash") {
+        return;
+    }
+    let (post, _) = serve_one("shell", "sh", "raise", Event::new("r1", "{}"));
+    assert_error(&post, "Runtime.ExitError", &["status 3", "bad input"]);
+}
+
+#[test]
+fn code_that_does_not_compile_is_reported_per_language() {
+    let cases = [
+        ("perl", "perl", "pl", "Runtime.ImportModuleError"),
+        ("python3", "python", "py", "Runtime.UserCodeSyntaxError"),
+        ("node", "node", "js", "Runtime.UserCodeSyntaxError"),
+    ];
+    for (program, lang, ext, error_type) in cases {
+        if !have(program) {
+            continue;
+        }
+        let (post, _) = serve_one(lang, ext, "syntax", Event::new("r1", "{}"));
+        assert_error(&post, error_type, &[]);
+    }
+}
+
+#[test]
+fn a_missing_method_is_handler_not_found() {
+    let cases = [
+        ("perl", "perl", "pl"),
+        ("python3", "python", "py"),
+        ("node", "node", "js"),
+        ("bash", "shell", "sh"),
+    ];
+    for (program, lang, ext) in cases {
+        if !have(program) {
+            continue;
+        }
+        let api = MockApi::start();
+        let root = TaskRoot::new().copy(&format!("{lang}/echo.{ext}"), &format!("h.{ext}"));
+        let _bootstrap = Bootstrap::start(&api, &root, "h.nosuchmethod");
+        api.push(Event::new("r1", "{}"));
+        assert_error(
+            &api.expect_post("/runtime/invocation/r1/error"),
+            "Runtime.HandlerNotFound",
+            &["nosuchmethod"],
+        );
+    }
+}
+
+#[test]
+fn perl_finds_methods_in_a_package_named_after_the_file() {
+    if !have("perl") {
+        return;
+    }
+    let api = MockApi::start();
+    let root = TaskRoot::new().copy("perl/Pkg.pm", "lib/Pkg.pm");
+    let _bootstrap = Bootstrap::start(&api, &root, "lib/Pkg.handler");
+    api.push(Event::new("r1", "abc"));
+    assert_eq!(
+        api.expect_post("/runtime/invocation/r1/response")
+            .body_text(),
+        "pkg:abc"
+    );
+    drop(_bootstrap);
+    let api = MockApi::start();
+    let root = TaskRoot::new().copy("perl/Pkg.pm", "Pkg.pm");
+    let _bootstrap = Bootstrap::start(&api, &root, "Pkg.Pkg::handler");
+    api.push(Event::new("r1", "q"));
+    assert_eq!(
+        api.expect_post("/runtime/invocation/r1/response")
+            .body_text(),
+        "pkg:q"
+    );
+}
+
+#[test]
+fn an_executable_gets_the_event_on_stdin_the_method_as_argument_and_the_task_root_as_cwd() {
+    let api = MockApi::start();
+    let root = TaskRoot::new().script(
+        "bin/run",
+        "#!/bin/sh\nprintf '%s|%s|' \"$1\" \"$(pwd)\"\ncat\n",
+    );
+    let _bootstrap = Bootstrap::start(&api, &root, "bin/run.go");
+    api.push(Event::new("r1", "EVENT"));
+    let post = api.expect_post("/runtime/invocation/r1/response");
+    let cwd = std::fs::canonicalize(&root.path).unwrap();
+    assert_eq!(post.body_text(), format!("go|{}|EVENT", cwd.display()));
+}
+
+#[test]
+fn per_event_variables_never_leak_into_the_next_event() {
+    let api = MockApi::start();
+    let script = "#!/bin/sh\nprintf '%s|%s|%s|%s|%s' \"$LAMBDA_RUNTIME_AWS_REQUEST_ID\" \"${_X_AMZN_TRACE_ID-unset}\" \
+                  \"${LAMBDA_RUNTIME_CLIENT_CONTEXT-unset}\" \"${LAMBDA_RUNTIME_COGNITO_IDENTITY-unset}\" \"${LAMBDA_RUNTIME_AWS_TENANT_ID-unset}\"\n";
+    let root = TaskRoot::new().script("env", script);
+    // The bootstrap's own environment holds a stale trace id: it must not reach a handler.
+    let _bootstrap = Bootstrap::start_with(
+        &api,
+        &root,
+        "env.handler",
+        &[("_X_AMZN_TRACE_ID", Some("stale"))],
+    );
+    api.push(
+        Event::new("r1", "{}")
+            .header("Lambda-Runtime-Trace-Id", "Root=1-a")
+            .header("Lambda-Runtime-Client-Context", "{\"c\":1}")
+            .header("Lambda-Runtime-Cognito-Identity", "{\"i\":2}")
+            .header("Lambda-Runtime-Aws-Tenant-Id", "t-1"),
+    );
+    assert_eq!(
+        api.expect_post("/runtime/invocation/r1/response")
+            .body_text(),
+        "r1|Root=1-a|{\"c\":1}|{\"i\":2}|t-1"
+    );
+    api.push(Event::new("r2", "{}"));
+    assert_eq!(
+        api.expect_post("/runtime/invocation/r2/response")
+            .body_text(),
+        "r2|unset|unset|unset|unset"
+    );
+}
+
+#[test]
+fn ruby_and_php_run_from_the_example_entries() {
+    for (program, file, code) in [
+        (
+            "ruby",
+            "h.rb",
+            "input = STDIN.read\nprint \"ruby:#{ARGV[0]}:#{input}\"\n",
+        ),
+        (
+            "php",
+            "h.php",
+            "<?php echo 'php:' . $argv[1] . ':' . file_get_contents('php://stdin');\n",
+        ),
+    ] {
+        if !have(program) {
+            continue;
+        }
+        let api = MockApi::start();
+        let root = TaskRoot::new().write(file, code);
+        let _bootstrap = Bootstrap::start(&api, &root, "h.handler");
+        api.push(Event::new("r1", "{}"));
+        let post = api.expect_post("/runtime/invocation/r1/response");
+        assert_eq!(
+            post.body_text(),
+            format!("{}:handler:{{}}", program),
+            "{program}"
+        );
+    }
+}

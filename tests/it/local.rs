@@ -1,0 +1,173 @@
+use crate::support::*;
+
+#[test]
+fn invoke_prints_the_response_for_an_event_file() {
+    if !have("perl") {
+        return;
+    }
+    let root = TaskRoot::new().copy("perl/seed.pl", "lambda_script.pl");
+    let event = fixture("events/hello.json").display().to_string();
+    let out = run_cli(
+        &root,
+        &["invoke", "--handler", "lambda_script.handler", &event],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["request"], "Hey perl lambda!!");
+    assert_eq!(body["reply"], "Thanks AWS custom lambda runtime!!");
+}
+
+#[test]
+fn invoke_reads_stdin_and_defaults_to_an_empty_object() {
+    let root = TaskRoot::new().script("cat", "#!/bin/sh\nexec cat\n");
+    let out = run_cli(
+        &root,
+        &["invoke", "--handler", "cat.h", "-"],
+        &[],
+        Some(b"from stdin"),
+    );
+    assert_eq!(text(&out.stdout), "from stdin");
+    let out = run_cli(&root, &["invoke"], &[("_HANDLER", "cat.h")], None);
+    assert_eq!(text(&out.stdout), "{}");
+    assert!(out.status.success());
+}
+
+#[test]
+fn invoke_prints_the_error_json_and_exits_non_zero() {
+    let root = TaskRoot::new().script("fail", "#!/bin/sh\necho oops >&2\nexit 4\n");
+    let out = run_cli(&root, &["invoke", "--handler", "fail.h"], &[], None);
+    assert_eq!(out.status.code(), Some(1));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["errorType"], "Runtime.ExitError");
+    assert!(body["errorMessage"].as_str().unwrap().contains("status 4"));
+    assert!(
+        text(&out.stderr).contains("oops"),
+        "handler stderr goes to the log"
+    );
+}
+
+#[test]
+fn invoke_enforces_its_timeout() {
+    let root = TaskRoot::new().script("slow", "#!/bin/sh\nsleep 1000\n");
+    let out = run_cli(
+        &root,
+        &["invoke", "--handler", "slow.h", "--timeout", "0.3"],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("Runtime.Timeout"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn invoke_reports_init_errors_like_the_loop() {
+    let root = TaskRoot::new();
+    let out = run_cli(
+        &root,
+        &["invoke", "--handler", "missing.handler"],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("Runtime.HandlerNotFound"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn check_prints_the_resolved_file_interpreter_and_argv() {
+    if !have("python3") {
+        return;
+    }
+    let root = TaskRoot::new().copy("python/echo.py", "app/main.py");
+    let out = run_cli(
+        &root,
+        &[
+            "check",
+            "--handler",
+            "app/main.handler",
+            "--task-root",
+            &root.path.display().to_string(),
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for expected in [
+        "app/main.py",
+        "interpreter: python",
+        "python/runner.py",
+        "\"handler\"",
+        "event via:   stdin",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "missing {expected:?} in:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn check_fails_with_the_init_message() {
+    let root = TaskRoot::new().write("h.pl", "1;\n").write("h.py", "\n");
+    let out = run_cli(&root, &["check", "--handler", "h.handler"], &[], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("ambiguous"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn runners_are_found_beside_the_checkout_build_without_configuration() {
+    if !have("bash") {
+        return;
+    }
+    let root = TaskRoot::new().copy("shell/echo.sh", "echo.sh");
+    // BOOTSTRAP_RUNNERS empty means unset: the binary finds ../../layers from target/<profile>.
+    let out = run_cli(
+        &root,
+        &["invoke", "--handler", "echo.handler", "-"],
+        &[("BOOTSTRAP_RUNNERS", "")],
+        Some(b"{\"k\":1}"),
+    );
+    assert_eq!(text(&out.stdout), "{\"k\":1}", "{}", text(&out.stderr));
+}
+
+#[test]
+fn help_and_version() {
+    let root = TaskRoot::new();
+    let out = run_cli(&root, &["--version"], &[], None);
+    assert!(
+        text(&out.stdout).starts_with("bootstrap "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run_cli(&root, &["--help"], &[], None);
+    let help = text(&out.stdout);
+    for word in ["invoke", "check", "AWS_LAMBDA_RUNTIME_API"] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+}
+
+#[test]
+fn without_a_runtime_api_it_explains_how_to_run_locally() {
+    let root = TaskRoot::new();
+    let out = run_cli(&root, &[], &[], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("bootstrap invoke"),
+        "{}",
+        text(&out.stderr)
+    );
+}

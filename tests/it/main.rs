@@ -1,0 +1,16 @@
+//! Integration tests: the real `bootstrap` binary against a Runtime API on loopback.
+
+mod support;
+
+// The Lambda loop: endpoints, address forms, keep-alive, 204 and 500 handling.
+mod runtime_loop;
+// Perl, Python, shell, Node and executables, each through the real loop.
+mod languages;
+// Per-event failures: exit codes, signals, deadlines, oversized output, stdin deadlocks.
+mod failures;
+// Init errors: every way `_HANDLER`, the config or the interpreter can be wrong.
+mod init_errors;
+// interpreters.toml: layering, new languages by config alone, event as argument or file.
+mod config;
+// `bootstrap invoke`, `bootstrap check`, --help and --version.
+mod local;

@@ -1,0 +1,296 @@
+//! The harness: a task root per test, the real `bootstrap` binary started against the mock
+//! Runtime API with a clean environment, and a guard that kills it when the test ends.
+
+pub mod mock_api;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+pub use mock_api::{Event, MockApi, PATIENCE, Post};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bootstrap");
+pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(MANIFEST_DIR).join("tests/fixtures").join(rel)
+}
+
+/// Whether `program` is on PATH. A missing interpreter skips its tests with a printed reason,
+/// unless `BOOTSTRAP_TEST_REQUIRE_ALL=1` (as in CI), where it fails them.
+pub fn have(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("BOOTSTRAP_TEST_REQUIRE_ALL").is_some_and(|v| v == "1") {
+            panic!("{program} is not on PATH and BOOTSTRAP_TEST_REQUIRE_ALL=1");
+        }
+        eprintln!("skipped: {program} not on PATH");
+    }
+    found
+}
+
+/// A fresh directory standing in for `LAMBDA_TASK_ROOT`, removed on drop.
+pub struct TaskRoot {
+    pub path: PathBuf,
+}
+
+impl TaskRoot {
+    pub fn new() -> TaskRoot {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("bootstrap-it-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create task root");
+        TaskRoot { path }
+    }
+
+    /// Copies `tests/fixtures/<rel>` in as `name`.
+    pub fn copy(self, rel: &str, name: &str) -> TaskRoot {
+        let to = self.path.join(name);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).expect("create fixture dir");
+        }
+        fs::copy(fixture(rel), &to).unwrap_or_else(|e| panic!("copy fixture {rel}: {e}"));
+        self
+    }
+
+    pub fn write(self, name: &str, content: &str) -> TaskRoot {
+        let to = self.path.join(name);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).expect("create dir");
+        }
+        fs::write(&to, content).expect("write file");
+        self
+    }
+
+    /// Writes an executable file.
+    pub fn script(self, name: &str, content: &str) -> TaskRoot {
+        let root = self.write(name, content);
+        let path = root.path.join(name);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+        root
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TaskRoot {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The environment every run of the binary gets: nothing of the test process's but `PATH`.
+fn clean_command(root: &TaskRoot) -> Command {
+    let mut command = Command::new(BIN);
+    command.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+        .env("LAMBDA_TASK_ROOT", &root.path)
+        .env("BOOTSTRAP_RUNNERS", Path::new(MANIFEST_DIR).join("layers"))
+        .current_dir(&root.path);
+    command
+}
+
+/// The binary serving a mock Runtime API. Killed and reaped on drop.
+pub struct Bootstrap {
+    pid: u32,
+    exit: Receiver<ExitStatus>,
+    status: Option<ExitStatus>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Bootstrap {
+    pub fn start(api: &MockApi, root: &TaskRoot, handler: &str) -> Bootstrap {
+        Bootstrap::start_with(api, root, handler, &[])
+    }
+
+    /// Starts it with extra environment variables (`None` removes one).
+    pub fn start_with(
+        api: &MockApi,
+        root: &TaskRoot,
+        handler: &str,
+        env: &[(&str, Option<&str>)],
+    ) -> Bootstrap {
+        let mut command = clean_command(root);
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env("_HANDLER", handler);
+        for (name, value) in env {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start bootstrap");
+        let pid = child.id();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let sink = Arc::clone(&stderr);
+        let stderr_reader = thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("stderr lock")
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
+        let (tx, exit) = mpsc::channel();
+        thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = tx.send(status);
+            }
+        });
+        Bootstrap {
+            pid,
+            exit,
+            status: None,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the binary to exit by itself (it should, promptly).
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let status = self.exit.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+            panic!(
+                "bootstrap did not exit within {PATIENCE:?}; log:\n{}",
+                self.log()
+            )
+        });
+        self.status = Some(status);
+        self.join_stderr();
+        status
+    }
+
+    /// Stops the binary and returns everything it logged.
+    pub fn stop(mut self) -> String {
+        self.kill();
+        self.log()
+    }
+
+    fn kill(&mut self) {
+        if self.status.is_none() {
+            // SAFETY: kill takes two integers; the pid is our child, not reaped until the
+            // waiter thread's wait() returns after this signal.
+            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+            self.status = self.exit.recv_timeout(PATIENCE).ok();
+        }
+        self.join_stderr();
+    }
+
+    fn join_stderr(&mut self) {
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr lock")).into_owned()
+    }
+}
+
+impl Drop for Bootstrap {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs the binary once with `args` (for `invoke`, `check`, `--help`), stdin from `input`.
+pub fn run_cli(
+    root: &TaskRoot,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: Option<&[u8]>,
+) -> Output {
+    let mut command = clean_command(root);
+    command.args(args);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run bootstrap");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let input = input.to_vec();
+        thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+    }
+    child.wait_with_output().expect("wait for bootstrap")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A PATH that holds only the given directories, for "interpreter not found" tests.
+pub fn path_of(dirs: &[&Path]) -> OsString {
+    std::env::join_paths(dirs).expect("join PATH")
+}
+
+/// Asserts an error post: endpoint, error-type header, and body keys.
+#[track_caller]
+pub fn assert_error(post: &Post, error_type: &str, message_has: &[&str]) {
+    let body = post.json();
+    let header = post.header("Lambda-Runtime-Function-Error-Type");
+    let got_type = body["errorType"].as_str().unwrap_or("<missing>");
+    let message = body["errorMessage"].as_str().unwrap_or("<missing>");
+    let missing: Vec<&&str> = message_has
+        .iter()
+        .filter(|s| !message.contains(**s))
+        .collect();
+    assert!(
+        got_type == error_type
+            && missing.is_empty()
+            && body["stackTrace"].is_array()
+            && header.is_some_and(|h| h.starts_with("Runtime.") || h.starts_with("Function.")),
+        "error post mismatch\n  path:      {}\n  type:      {got_type:?} (want {error_type:?})\n  header:    {header:?}\n  message:   {message:?}\n  missing:   {missing:?}\n  body:      {}",
+        post.path,
+        post.body_text()
+    );
+}
+
+/// Whether a process is gone (or only a zombie waiting for its reaper).
+pub fn is_gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
