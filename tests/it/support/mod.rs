@@ -3,7 +3,6 @@
 
 pub mod mock_api;
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -172,10 +171,6 @@ impl Bootstrap {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
     /// Waits for the binary to exit by itself (it should, promptly).
     #[track_caller]
     pub fn wait_exit(&mut self) -> ExitStatus {
@@ -256,11 +251,6 @@ pub fn run_cli(
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A PATH that holds only the given directories, for "interpreter not found" tests.
-pub fn path_of(dirs: &[&Path]) -> OsString {
-    std::env::join_paths(dirs).expect("join PATH")
 }
 
 /// Asserts an error post: endpoint, error-type header, and body keys.
