@@ -117,7 +117,11 @@ impl Handler {
     /// A human-readable summary, as `bootstrap check` prints it.
     pub fn describe(&self) -> String {
         let mut out = String::new();
-        let argv: Vec<String> = self.args.iter().map(|a| format!("{:?}", a.to_string())).collect();
+        let argv: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| format!("{:?}", a.to_string()))
+            .collect();
         let _ = writeln!(out, "handler:     {}.{}", self.name.path, self.name.method);
         let _ = writeln!(out, "file:        {}", self.file.display());
         let _ = writeln!(out, "task root:   {}", self.task_root.display());
@@ -343,8 +347,9 @@ fn find_runners(settings: &Settings) -> Result<PathBuf, Diagnostic> {
         tried.push(exe_dir.join(RUNNERS_DIR_IN_CHECKOUT));
     }
     if let Some(found) = tried.iter().find(|p| p.is_dir()) {
-        return std::fs::canonicalize(found)
-            .map_err(|e| Diagnostic::new(INTERPRETER_NOT_FOUND, format!("{}: {e}", found.display())));
+        return std::fs::canonicalize(found).map_err(|e| {
+            Diagnostic::new(INTERPRETER_NOT_FOUND, format!("{}: {e}", found.display()))
+        });
     }
     let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     Err(Diagnostic::new(
