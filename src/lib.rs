@@ -5,6 +5,7 @@
 //! without HTTP. Behaviour is tested through the built binary in `tests/`.
 
 pub mod cli;
+pub mod coalesce;
 pub mod command;
 pub mod config;
 pub mod handler;

@@ -7,6 +7,10 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use ureq::Agent;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
+
+use crate::coalesce::CoalescingConnector;
 
 use crate::invocation::{Diagnostic, HeaderError, Invocation, RequestId};
 
@@ -150,13 +154,15 @@ impl RuntimeApi {
             .http_status_as_error(false)
             // ureq reads HTTP(S)_PROXY by default; the Runtime API is always local.
             .proxy(None)
-            // Headers and body go out as soon as they are written, never held back by Nagle.
+            // Each request leaves in one write (see `coalesce`), and is never held by Nagle.
             .no_delay(true)
             .user_agent(USER_AGENT)
             .max_redirects(0)
             .build();
+        let connector = TcpConnector::default().chain(CoalescingConnector);
+        let agent = Agent::with_parts(config, connector, DefaultResolver::default());
         RuntimeApi {
-            agent: config.new_agent(),
+            agent,
             base: address.base_url(),
         }
     }
