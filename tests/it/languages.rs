@@ -229,7 +229,7 @@ fn an_executable_gets_the_event_on_stdin_the_method_as_argument_and_the_task_roo
 #[test]
 fn per_event_variables_never_leak_into_the_next_event() {
     let api = MockApi::start();
-    let script = "#!/bin/sh\nprintf '%s|%s|%s|%s|%s' \"$LAMBDA_RUNTIME_AWS_REQUEST_ID\" \"${_X_AMZN_TRACE_ID-unset}\" \
+    let script = "#!/bin/sh\nprintf '%s|%s|%s|%s|%s|%s' \"$HOME\" \"$LAMBDA_RUNTIME_AWS_REQUEST_ID\" \"${_X_AMZN_TRACE_ID-unset}\" \
                   \"${LAMBDA_RUNTIME_CLIENT_CONTEXT-unset}\" \"${LAMBDA_RUNTIME_COGNITO_IDENTITY-unset}\" \"${LAMBDA_RUNTIME_AWS_TENANT_ID-unset}\"\n";
     let root = TaskRoot::new().script("env", script);
     // The bootstrap's own environment holds a stale trace id: it must not reach a handler.
@@ -249,13 +249,13 @@ fn per_event_variables_never_leak_into_the_next_event() {
     assert_eq!(
         api.expect_post("/runtime/invocation/r1/response")
             .body_text(),
-        "r1|Root=1-a|{\"c\":1}|{\"i\":2}|t-1"
+        "/tmp|r1|Root=1-a|{\"c\":1}|{\"i\":2}|t-1"
     );
     api.push(Event::new("r2", "{}"));
     assert_eq!(
         api.expect_post("/runtime/invocation/r2/response")
             .body_text(),
-        "r2|unset|unset|unset|unset"
+        "/tmp|r2|unset|unset|unset|unset"
     );
 }
 
@@ -286,5 +286,50 @@ fn ruby_and_php_run_from_the_example_entries() {
             format!("{}:handler:{{}}", program),
             "{program}"
         );
+    }
+}
+
+#[test]
+fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
+    let cases = [
+        ("perl", "perl", "pl"),
+        ("python3", "python", "py"),
+        ("node", "node", "js"),
+        ("bash", "shell", "sh"),
+    ];
+    let threads: Vec<_> = cases
+        .into_iter()
+        .filter(|(program, _, _)| have(program))
+        .map(|(_, lang, ext)| {
+            std::thread::spawn(move || {
+                let api = MockApi::start();
+                let root =
+                    TaskRoot::new().copy(&format!("{lang}/misbehave.{ext}"), &format!("m.{ext}"));
+                let _b = Bootstrap::start(&api, &root, "m.handler");
+                let expected = [
+                    ("sleep", "Runtime.Timeout", "timed out"),
+                    ("segv", "Runtime.ExitError", "SIGSEGV"),
+                    ("exit", "Runtime.ExitError", "status 3"),
+                ];
+                for (i, (what, error_type, message)) in expected.into_iter().enumerate() {
+                    let id = format!("{lang}-{i}");
+                    let event = Event::new(&id, format!("{{\"do\":\"{what}\"}}"))
+                        .deadline_in(std::time::Duration::from_millis(1500));
+                    api.push(event);
+                    let post = api.expect_post(&format!("/runtime/invocation/{id}/error"));
+                    assert_error(&post, error_type, &[message]);
+                }
+                api.push(Event::new("ok", "{\"do\":\"nothing\"}"));
+                let body = api
+                    .expect_post("/runtime/invocation/ok/response")
+                    .body_text();
+                assert!(body == "fine" || body == "\"fine\"", "{lang}: {body}");
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread
+            .join()
+            .expect("a language failed; see its panic above");
     }
 }
