@@ -2,17 +2,24 @@
 
 CARGO ?= cargo
 BIN := target/release/bootstrap
-# The layer binary is static (musl), so it runs on provided.al2023 and provided.al2 alike.
-LAYER_TARGET ?= x86_64-unknown-linux-musl
-LAYER_BIN := target/$(LAYER_TARGET)/release/bootstrap
+# Layer binaries are static (musl), so they run on provided.al2023 and provided.al2 alike.
+X86_64_TARGET := x86_64-unknown-linux-musl
+ARM64_TARGET := aarch64-unknown-linux-musl
+X86_64_BIN := target/$(X86_64_TARGET)/release/bootstrap
+ARM64_BIN := target/$(ARM64_TARGET)/release/bootstrap
+# Lambda's limit is 250 MB for everything; ours for the binary is 3 MB.
+MAX_BINARY_BYTES := 3000000
+EXAMPLES := perl python shell
+QEMU_ARM64 ?= qemu-aarch64-static
 
-.PHONY: build test lint demo layer clean
+.PHONY: build test lint demo layer binaries test-arm64 interop clean
 
 build:
 	$(CARGO) build --release
 
-# Formatting and lints first: they are the fastest to fail.
-test: lint
+# Formatting and lints first: they are the fastest to fail. The layer zips are built first
+# because tests unpack them as Lambda would.
+test: lint layer
 	$(CARGO) test --all-targets
 
 lint:
@@ -25,16 +32,43 @@ demo: build
 	$(BIN) invoke --task-root examples/perl --handler lambda_script.handler examples/events/hello.json
 	@echo
 
-# dist/bootstrap-layer.zip: bootstrap at the root (run bit kept), interpreters.toml, layers/.
-layer:
-	$(CARGO) build --release --target $(LAYER_TARGET)
-	rm -rf dist/layer && mkdir -p dist/layer
-	cp $(LAYER_BIN) dist/layer/bootstrap
-	cp interpreters.toml dist/layer/
-	cp -R layers dist/layer/layers
-	rm -f dist/bootstrap-layer.zip
-	cd dist/layer && zip -qrX ../bootstrap-layer.zip bootstrap interpreters.toml layers
-	@ls -l dist/bootstrap-layer.zip $(LAYER_BIN)
+# Static, stripped binaries for both Lambda architectures, checked and measured.
+binaries:
+	rustup target add $(X86_64_TARGET) $(ARM64_TARGET) >/dev/null
+	$(CARGO) build --release --target $(X86_64_TARGET)
+	$(CARGO) build --release --target $(ARM64_TARGET)
+	@for bin in $(X86_64_BIN) $(ARM64_BIN); do \
+	    ldd $$bin 2>&1 | grep -Eq 'not a dynamic executable|statically linked' || \
+	        { echo "$$bin is dynamically linked: $$(ldd $$bin 2>&1)" >&2; exit 1; }; \
+	    size=$$(stat -c %s $$bin); \
+	    echo "$$bin: $$size bytes, static"; \
+	    if [ $$size -gt $(MAX_BINARY_BYTES) ]; then echo "$$bin is over $(MAX_BINARY_BYTES) bytes" >&2; exit 1; fi; \
+	done
+
+# dist/bootstrap-layer-{x86_64,arm64}.zip: bootstrap at the root (run bit kept),
+# interpreters.toml and layers/, the layout Lambda unpacks into /opt. Plus one zip per example.
+layer: binaries
+	rm -rf dist && mkdir -p dist
+	@for arch in x86_64 arm64; do \
+	    bin=$(X86_64_BIN); [ $$arch = arm64 ] && bin=$(ARM64_BIN); \
+	    mkdir -p dist/layer-$$arch && cp $$bin dist/layer-$$arch/bootstrap && \
+	    cp interpreters.toml dist/layer-$$arch/ && cp -R layers dist/layer-$$arch/layers && \
+	    (cd dist/layer-$$arch && zip -qrX ../bootstrap-layer-$$arch.zip bootstrap interpreters.toml layers) || exit 1; \
+	done
+	@for example in $(EXAMPLES); do \
+	    (cd examples/$$example && zip -qrX ../../dist/example-$$example.zip .) || exit 1; \
+	done
+	rm -rf dist/layer-x86_64 dist/layer-arm64
+	@ls -l dist
+
+# The whole integration suite against the arm64 binary, run under qemu-user.
+test-arm64:
+	$(CARGO) build --release --target $(ARM64_TARGET)
+	BOOTSTRAP_TEST_BIN=$(CURDIR)/$(ARM64_BIN) BOOTSTRAP_TEST_EMULATOR=$(QEMU_ARM64) $(CARGO) test --test it
+
+# Our bootstrap against cargo-lambda's Runtime API emulator, a peer we did not write.
+interop:
+	interop/run
 
 clean:
 	$(CARGO) clean

@@ -24,8 +24,9 @@ pub const INTERPRETER_NOT_FOUND: &str = "Runtime.InterpreterNotFound";
 
 /// The runners directory, relative to the directory holding `bootstrap` (the layer, `/opt`).
 const RUNNERS_DIR: &str = "layers";
-/// Where the runners are relative to `target/{debug,release}/bootstrap` in a source checkout.
-const RUNNERS_DIR_IN_CHECKOUT: &str = "../../layers";
+/// Cargo's build directory: a bootstrap run from `target/…/` in a source checkout finds the
+/// checkout's `layers/` beside it.
+const CARGO_TARGET_DIR: &str = "target";
 
 /// `_HANDLER`, split and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,14 +338,19 @@ fn check_executable(file: &Path) -> Result<(), Diagnostic> {
 }
 
 /// The `layers/` directory: `$BOOTSTRAP_RUNNERS`, else beside the executable, else the
-/// checkout's `layers/` when bootstrap runs from `target/`.
+/// checkout's `layers/` when bootstrap runs from under its `target/`.
 fn find_runners(settings: &Settings) -> Result<PathBuf, Diagnostic> {
     let mut tried: Vec<PathBuf> = Vec::new();
     if let Some(dir) = &settings.env.runners {
         tried.push(dir.clone());
     } else if let Some(exe_dir) = settings.exe_dir {
         tried.push(exe_dir.join(RUNNERS_DIR));
-        tried.push(exe_dir.join(RUNNERS_DIR_IN_CHECKOUT));
+        let checkout = exe_dir
+            .ancestors()
+            .find(|dir| dir.file_name().is_some_and(|n| n == CARGO_TARGET_DIR));
+        if let Some(checkout) = checkout.and_then(Path::parent) {
+            tried.push(checkout.join(RUNNERS_DIR));
+        }
     }
     if let Some(found) = tried.iter().find(|p| p.is_dir()) {
         return std::fs::canonicalize(found).map_err(|e| {

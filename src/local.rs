@@ -12,9 +12,17 @@ use crate::invocation::{Deadline, Diagnostic, Invocation, RequestId};
 use crate::invoke::{Outcome, invoke as invoke_handler};
 use crate::lambda_env::{ENV_HANDLER, LambdaEnv};
 use crate::runtime_api::MAX_EVENT_BYTES;
-use crate::{fatal, info};
+use crate::{fatal, info, process, warn};
 
 const INVALID_EVENT: &str = "Runtime.InvalidEvent";
+
+/// Makes bootstrap the reaper of orphaned handler processes, so `invoke` can kill a grandchild
+/// that escaped its process group (as the Lambda loop does).
+pub fn adopt_orphans() {
+    if let Err(e) = process::become_subreaper() {
+        warn!("cannot become the reaper of orphaned handler processes: {e}");
+    }
+}
 
 /// The directory holding the running executable: where the layer's config and runners are.
 pub fn exe_dir() -> Option<PathBuf> {
@@ -58,6 +66,7 @@ pub fn check(env: &LambdaEnv, target: &Target) -> bool {
 
 /// `bootstrap invoke`: runs one event and prints the response, or the error JSON.
 pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Path>) -> bool {
+    adopt_orphans();
     let outcome = prepare(env, target, timeout, event).map(|(handler, invocation)| {
         let outcome = invoke_handler(&handler, &invocation);
         if let Outcome::Failed(d) = &outcome {

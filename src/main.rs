@@ -8,7 +8,7 @@ use bootstrap::cli::{Args, Command};
 use bootstrap::handler::{self, Settings};
 use bootstrap::lambda_env::{ENV_HANDLER, ENV_RUNTIME_API, ENV_TASK_ROOT, LambdaEnv};
 use bootstrap::runtime_api::{ApiAddress, RuntimeApi};
-use bootstrap::{fatal, local, process, runtime, warn};
+use bootstrap::{fatal, local, runtime};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -84,9 +84,7 @@ fn serve(env: &LambdaEnv) -> bool {
     };
 
     // 3. Adopt orphaned grandchildren, so that none outlives its event.
-    if let Err(e) = process::become_subreaper() {
-        warn!("cannot become the reaper of orphaned handler processes: {e}");
-    }
+    local::adopt_orphans();
 
     // 4. The loop, until the Runtime API fails.
     let error = runtime::serve(&api, &handler);

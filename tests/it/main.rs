@@ -14,3 +14,5 @@ mod init_errors;
 mod config;
 // `bootstrap invoke`, `bootstrap check`, --help and --version.
 mod local;
+// The layer zips as Lambda unpacks them, on x86_64 and arm64, and with no libc at all.
+mod static_layers;

@@ -15,6 +15,7 @@ use std::thread;
 
 pub use mock_api::{Event, MockApi, PATIENCE, Post};
 
+/// The binary cargo built for this host.
 pub const BIN: &str = env!("CARGO_BIN_EXE_bootstrap");
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -23,12 +24,17 @@ pub fn fixture(rel: &str) -> PathBuf {
     Path::new(MANIFEST_DIR).join("tests/fixtures").join(rel)
 }
 
+pub fn find_on_path(program: &std::ffi::OsStr) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 /// Whether `program` is on PATH. A missing interpreter skips its tests with a printed reason,
 /// unless `BOOTSTRAP_TEST_REQUIRE_ALL=1` (as in CI), where it fails them.
 pub fn have(program: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false);
+    let found = find_on_path(program.as_ref()).is_some();
     if !found {
         if std::env::var_os("BOOTSTRAP_TEST_REQUIRE_ALL").is_some_and(|v| v == "1") {
             panic!("{program} is not on PATH and BOOTSTRAP_TEST_REQUIRE_ALL=1");
@@ -91,9 +97,37 @@ impl Drop for TaskRoot {
     }
 }
 
+/// The binary under test: `BIN`, or `BOOTSTRAP_TEST_BIN` (a cross build, e.g. arm64) run
+/// through `BOOTSTRAP_TEST_EMULATOR` (e.g. `qemu-aarch64-static`) when that is set.
+pub fn bootstrap_command() -> Command {
+    let bin = std::env::var_os("BOOTSTRAP_TEST_BIN").unwrap_or_else(|| BIN.into());
+    match std::env::var_os("BOOTSTRAP_TEST_EMULATOR") {
+        Some(emulator) => {
+            // Found on our PATH now: some tests give the binary a PATH without it.
+            let mut command = Command::new(find_on_path(&emulator).unwrap_or(emulator.into()));
+            command.arg(bin);
+            command
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// Whether the binary runs under a user-mode emulator, which lacks some process controls
+/// (qemu-user refuses `PR_SET_CHILD_SUBREAPER`). Tests of those skip with a printed reason.
+pub fn emulated(what: &str) -> bool {
+    let emulated = std::env::var_os("BOOTSTRAP_TEST_EMULATOR").is_some();
+    if emulated {
+        eprintln!("skipped: {what} is not available under BOOTSTRAP_TEST_EMULATOR");
+    }
+    emulated
+}
+
 /// The environment every run of the binary gets: nothing of the test process's but `PATH`.
 fn clean_command(root: &TaskRoot) -> Command {
-    let mut command = Command::new(BIN);
+    clean_environment(bootstrap_command(), root)
+}
+
+fn clean_environment(mut command: Command, root: &TaskRoot) -> Command {
     command.env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         command.env("PATH", path);
@@ -126,7 +160,19 @@ impl Bootstrap {
         handler: &str,
         env: &[(&str, Option<&str>)],
     ) -> Bootstrap {
-        let mut command = clean_command(root);
+        Bootstrap::launch(bootstrap_command(), api, root, handler, env)
+    }
+
+    /// Starts `program` (a bootstrap binary, or a wrapper such as `chroot DIR /bootstrap`)
+    /// with the same clean environment as `start_with`.
+    pub fn launch(
+        program: Command,
+        api: &MockApi,
+        root: &TaskRoot,
+        handler: &str,
+        env: &[(&str, Option<&str>)],
+    ) -> Bootstrap {
+        let mut command = clean_environment(program, root);
         command
             .env("AWS_LAMBDA_RUNTIME_API", api.address())
             .env("_HANDLER", handler);
