@@ -32,9 +32,15 @@ pub enum Command {
     },
     /// Run the init checks and print the resolved file, interpreter and argv; exit 1 with the
     /// init error otherwise.
+    ///
+    /// With --opt, check an unzipped function (--task-root) and layer (--opt) before deploying:
+    /// run bits, CRLF line endings, interpreters missing from Lambda's PATH, missing files.
     Check {
         #[command(flatten)]
         target: Target,
+        /// An unzipped layer directory, standing in for Lambda's /opt.
+        #[arg(long, value_name = "DIR")]
+        opt: Option<PathBuf>,
     },
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod coalesce;
 pub mod command;
 pub mod config;
+pub mod doctor;
 pub mod handler;
 pub mod invocation;
 pub mod invoke;

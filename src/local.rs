@@ -12,7 +12,7 @@ use crate::invocation::{Deadline, Diagnostic, Invocation, RequestId};
 use crate::invoke::{Outcome, invoke as invoke_handler};
 use crate::lambda_env::{ENV_HANDLER, LambdaEnv};
 use crate::runtime_api::MAX_EVENT_BYTES;
-use crate::{fatal, info, process, warn};
+use crate::{doctor, fatal, info, process, warn};
 
 const INVALID_EVENT: &str = "Runtime.InvalidEvent";
 
@@ -50,8 +50,12 @@ pub fn missing_variable(name: &str) -> Diagnostic {
     )
 }
 
-/// `bootstrap check`: prints what init resolved, or the init error.
-pub fn check(env: &LambdaEnv, target: &Target) -> bool {
+/// `bootstrap check`: prints what init resolved, or the init error. With `opt`, checks a
+/// function and layer as they would be deployed.
+pub fn check(env: &LambdaEnv, target: &Target, opt: Option<&Path>) -> bool {
+    if let Some(opt) = opt {
+        return check_deployment(env, target, opt);
+    }
     match resolve(env, target) {
         Ok(handler) => {
             println!("{}", handler.describe());
@@ -62,6 +66,33 @@ pub fn check(env: &LambdaEnv, target: &Target) -> bool {
             false
         }
     }
+}
+
+fn check_deployment(env: &LambdaEnv, target: &Target, opt: &Path) -> bool {
+    let Some(name) = handler_name(env, target) else {
+        fatal!("no handler given\nhint: pass --handler FILE.METHOD or set {ENV_HANDLER}");
+        return false;
+    };
+    let task_root = task_root(env, target);
+    let report = doctor::check(name, &task_root, opt, env);
+    if let Some(handler) = &report.handler {
+        println!("{}", handler.describe());
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    for finding in &report.findings {
+        println!("problem: {}\n  fix: {}", finding.problem, finding.fix);
+    }
+    match report.findings.len() {
+        0 => println!(
+            "ok: {name} in {} with {} as /opt is ready to deploy",
+            task_root.display(),
+            opt.display()
+        ),
+        n => println!("{n} problem{} found", if n == 1 { "" } else { "s" }),
+    }
+    report.findings.is_empty()
 }
 
 /// `bootstrap invoke`: runs one event and prints the response, or the error JSON.
@@ -111,18 +142,26 @@ fn prepare(
     Ok((handler, invocation))
 }
 
+fn handler_name<'a>(env: &'a LambdaEnv, target: &'a Target) -> Option<&'a str> {
+    target.handler.as_deref().or(env.handler.as_deref())
+}
+
+fn task_root(env: &LambdaEnv, target: &Target) -> PathBuf {
+    target
+        .task_root
+        .clone()
+        .or_else(|| env.task_root.clone())
+        .unwrap_or_else(|| ".".into())
+}
+
 fn resolve(env: &LambdaEnv, target: &Target) -> Result<Handler, Diagnostic> {
-    let Some(name) = target.handler.as_deref().or(env.handler.as_deref()) else {
+    let Some(name) = handler_name(env, target) else {
         return Err(Diagnostic::new(
             handler::MALFORMED_HANDLER_NAME,
             format!("no handler given\nhint: pass --handler FILE.METHOD or set {ENV_HANDLER}"),
         ));
     };
-    let task_root = target
-        .task_root
-        .clone()
-        .or_else(|| env.task_root.clone())
-        .unwrap_or_else(|| ".".into());
+    let task_root = task_root(env, target);
     let exe_dir = exe_dir();
     handler::resolve(&Settings {
         handler: name,

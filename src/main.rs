@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             timeout,
             event,
         }) => local::invoke(&env, &target, timeout, event.as_deref()),
-        Some(Command::Check { target }) => local::check(&env, &target),
+        Some(Command::Check { target, opt }) => local::check(&env, &target, opt.as_deref()),
     };
     if ok {
         ExitCode::SUCCESS

@@ -171,3 +171,130 @@ fn without_a_runtime_api_it_explains_how_to_run_locally() {
         text(&out.stderr)
     );
 }
+
+/// An unzipped layer: `bootstrap`, `interpreters.toml` and the shell runner.
+fn layer_dir(root: &TaskRoot) -> std::path::PathBuf {
+    let opt = root.file("opt");
+    std::fs::create_dir_all(opt.join("layers/shell")).unwrap();
+    std::fs::copy(BIN, opt.join("bootstrap")).unwrap();
+    std::fs::copy(
+        std::path::Path::new(MANIFEST_DIR).join("interpreters.toml"),
+        opt.join("interpreters.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        std::path::Path::new(MANIFEST_DIR).join("layers/shell/runner.sh"),
+        opt.join("layers/shell/runner.sh"),
+    )
+    .unwrap();
+    opt
+}
+
+fn check_deploy(root: &TaskRoot, handler: &str) -> (bool, String) {
+    let opt = layer_dir(root).display().to_string();
+    let task = root.file("task").display().to_string();
+    let out = run_cli(
+        root,
+        &[
+            "check",
+            "--opt",
+            &opt,
+            "--task-root",
+            &task,
+            "--handler",
+            handler,
+        ],
+        &[],
+        None,
+    );
+    (out.status.success(), text(&out.stdout) + &text(&out.stderr))
+}
+
+#[test]
+fn check_opt_passes_a_good_deployment() {
+    let root = TaskRoot::new().copy("shell/echo.sh", "task/echo.sh");
+    let (ok, shown) = check_deploy(&root, "echo.handler");
+    assert!(ok, "{shown}");
+    assert!(shown.contains("ready to deploy"), "{shown}");
+}
+
+#[test]
+fn check_opt_reports_each_deployment_problem_with_its_fix() {
+    let cases: [(&str, &str, &str, &[&str]); 4] = [
+        (
+            "task/run",
+            "#!/bin/sh\ncat\n",
+            "run.handler",
+            &["not executable", "chmod +x"],
+        ),
+        (
+            "task/h.sh",
+            "handler() {\r\n  printf ok\r\n}\r\n",
+            "h.handler",
+            &["CRLF", "h.sh", "sed -i"],
+        ),
+        (
+            "task/interpreters.toml",
+            "[interpreters.x]\r\nextensions = [\"x\"]\r\ncommand = [\"x-not-installed\", \"{file}\"]\r\n",
+            "h.handler",
+            &["CRLF", "interpreters.toml"],
+        ),
+        (
+            "task/other.sh",
+            "handler() { :; }\n",
+            "missing.handler",
+            &["Runtime.HandlerNotFound", "missing"],
+        ),
+    ];
+    for (file, content, handler, expected) in cases {
+        let root = TaskRoot::new().write(file, content);
+        let (ok, shown) = check_deploy(&root, handler);
+        assert!(!ok, "{file}: the check should fail:\n{shown}");
+        for e in expected {
+            assert!(shown.contains(e), "{file}: missing {e:?} in:\n{shown}");
+        }
+        assert!(shown.contains("fix: "), "{shown}");
+    }
+}
+
+#[test]
+fn check_opt_reports_an_interpreter_missing_from_lambdas_path_and_a_lost_run_bit() {
+    let config =
+        "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x-not-installed\", \"{file}\"]\n";
+    let root = TaskRoot::new()
+        .write("task/interpreters.toml", config)
+        .write("task/h.x", "");
+    let opt = layer_dir(&root);
+    std::fs::set_permissions(
+        opt.join("bootstrap"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let task = root.file("task").display().to_string();
+    let out = run_cli(
+        &root,
+        &[
+            "check",
+            "--opt",
+            &opt.display().to_string(),
+            "--task-root",
+            &task,
+            "--handler",
+            "h.handler",
+        ],
+        &[],
+        None,
+    );
+    let shown = text(&out.stdout);
+    assert!(!out.status.success());
+    let bin = format!("{}/bin", opt.display());
+    for e in [
+        "x-not-installed",
+        "/usr/bin",
+        &bin,
+        "bootstrap is not executable",
+        "2 problems found",
+    ] {
+        assert!(shown.contains(e), "missing {e:?} in:\n{shown}");
+    }
+}
