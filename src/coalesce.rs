@@ -29,10 +29,7 @@ impl<In: Transport> Connector<In> for CoalescingConnector {
         _details: &ConnectionDetails,
         chained: Option<In>,
     ) -> Result<Option<Self::Out>, Error> {
-        Ok(chained.map(|inner| Coalescing {
-            inner,
-            held: Vec::new(),
-        }))
+        Ok(chained.map(|inner| Coalescing { inner, held: Vec::new() }))
     }
 }
 
@@ -147,14 +144,8 @@ mod tests {
     }
 
     fn transport() -> Coalescing<Recorder> {
-        let inner = Recorder {
-            buffers: LazyBuffers::new(1024, 128 * 1024),
-            sent: Vec::new(),
-        };
-        Coalescing {
-            inner,
-            held: Vec::new(),
-        }
+        let inner = Recorder { buffers: LazyBuffers::new(1024, 128 * 1024), sent: Vec::new() };
+        Coalescing { inner, held: Vec::new() }
     }
 
     #[test]
@@ -162,15 +153,9 @@ mod tests {
         let mut t = transport();
         write(&mut t, b"POST /x HTTP/1.1\r\ncontent-length: 2\r\n\r\n");
         write(&mut t, b"ok");
-        assert!(
-            t.inner.sent.is_empty(),
-            "nothing is sent before the response is awaited"
-        );
+        assert!(t.inner.sent.is_empty(), "nothing is sent before the response is awaited");
         t.await_input(timeout()).unwrap();
-        assert_eq!(
-            t.inner.sent,
-            vec![b"POST /x HTTP/1.1\r\ncontent-length: 2\r\n\r\nok".to_vec()]
-        );
+        assert_eq!(t.inner.sent, vec![b"POST /x HTTP/1.1\r\ncontent-length: 2\r\n\r\nok".to_vec()]);
     }
 
     #[test]

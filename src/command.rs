@@ -71,10 +71,8 @@ pub struct UnknownPlaceholder(pub String);
 
 impl fmt::Display for UnknownPlaceholder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let known: Vec<String> = Placeholder::ALL
-            .iter()
-            .map(|p| format!("{{{}}}", p.name()))
-            .collect();
+        let known: Vec<String> =
+            Placeholder::ALL.iter().map(|p| format!("{{{}}}", p.name())).collect();
         write!(
             f,
             "unknown placeholder {{{}}} (known: {}; write {{{{ for a literal {{)",
@@ -99,10 +97,8 @@ impl Template {
                 rest = stripped;
                 continue;
             }
-            let name_len = after
-                .bytes()
-                .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
-                .count();
+            let name_len =
+                after.bytes().take_while(|b| b.is_ascii_lowercase() || *b == b'_').count();
             if name_len == 0 || after.as_bytes().get(name_len) != Some(&b'}') {
                 literal.push('{');
                 rest = after;
@@ -201,10 +197,7 @@ mod tests {
     #[test]
     fn finds_placeholders_and_leaves_other_braces() {
         let t = Template::parse("--file={file}").unwrap();
-        assert_eq!(
-            t.placeholders().collect::<Vec<_>>(),
-            vec![Placeholder::File]
-        );
+        assert_eq!(t.placeholders().collect::<Vec<_>>(), vec![Placeholder::File]);
         let awk = Template::parse("{ print $1 }").unwrap();
         assert_eq!(awk.as_literal(), Some("{ print $1 }"));
         assert_eq!(Template::parse("a{{b}").unwrap().as_literal(), Some("a{b}"));
@@ -213,15 +206,8 @@ mod tests {
 
     #[test]
     fn unknown_placeholders_are_errors() {
-        assert_eq!(
-            Template::parse("{fiel}").unwrap_err(),
-            UnknownPlaceholder("fiel".into())
-        );
-        assert!(
-            UnknownPlaceholder("fiel".into())
-                .to_string()
-                .contains("{event_file}")
-        );
+        assert_eq!(Template::parse("{fiel}").unwrap_err(), UnknownPlaceholder("fiel".into()));
+        assert!(UnknownPlaceholder("fiel".into()).to_string().contains("{event_file}"));
     }
 
     #[test]

@@ -63,10 +63,7 @@ pub struct Interpreter {
 impl Interpreter {
     /// `[interpreters.perl] in /var/task/interpreters.toml, line 3`
     pub fn location(&self) -> String {
-        format!(
-            "[interpreters.{}] in {}, line {}",
-            self.name, self.source, self.line
-        )
+        format!("[interpreters.{}] in {}, line {}", self.name, self.source, self.line)
     }
 }
 
@@ -127,22 +124,15 @@ impl Config {
 
     /// Merges layers of TOML text; pure, for tests and fuzzing.
     pub fn from_layers(layers: Vec<(Source, String)>) -> Result<Config, ConfigError> {
-        let mut config = Config {
-            interpreters: BTreeMap::new(),
-            sources: Vec::new(),
-        };
+        let mut config = Config { interpreters: BTreeMap::new(), sources: Vec::new() };
         for (source, text) in layers {
             let interpreters = parse_layer(&source, &text)?;
             for interpreter in interpreters {
                 // A later layer that claims an extension takes it from earlier interpreters.
                 for other in config.interpreters.values_mut() {
-                    other
-                        .extensions
-                        .retain(|e| !interpreter.extensions.contains(e));
+                    other.extensions.retain(|e| !interpreter.extensions.contains(e));
                 }
-                config
-                    .interpreters
-                    .insert(interpreter.name.clone(), interpreter);
+                config.interpreters.insert(interpreter.name.clone(), interpreter);
             }
             config.sources.push(source);
         }
@@ -151,16 +141,12 @@ impl Config {
 
     /// The interpreter for a file extension (no dot).
     pub fn for_extension(&self, extension: &str) -> Option<&Interpreter> {
-        self.interpreters
-            .values()
-            .find(|i| i.extensions.iter().any(|e| e == extension))
+        self.interpreters.values().find(|i| i.extensions.iter().any(|e| e == extension))
     }
 
     /// Every configured extension, in a stable order.
     pub fn extensions(&self) -> impl Iterator<Item = &str> {
-        self.interpreters
-            .values()
-            .flat_map(|i| i.extensions.iter().map(String::as_str))
+        self.interpreters.values().flat_map(|i| i.extensions.iter().map(String::as_str))
     }
 
     pub fn interpreters(&self) -> impl Iterator<Item = &Interpreter> {
@@ -177,10 +163,7 @@ fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
 
 /// Parses and validates one layer. Duplicate extensions within one file are an error.
 fn parse_layer(source: &Source, text: &str) -> Result<Vec<Interpreter>, ConfigError> {
-    let error = |message: String| ConfigError {
-        source: source.clone(),
-        message,
-    };
+    let error = |message: String| ConfigError { source: source.clone(), message };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
     let mut claimed: BTreeMap<String, String> = BTreeMap::new();
@@ -189,10 +172,7 @@ fn parse_layer(source: &Source, text: &str) -> Result<Vec<Interpreter>, ConfigEr
         let line = line_of(text, raw.span().start);
         let raw = raw.into_inner();
         let at = |key: &str, span: std::ops::Range<usize>| {
-            format!(
-                "line {}: [interpreters.{name}] {key}",
-                line_of(text, span.start)
-            )
+            format!("line {}: [interpreters.{name}] {key}", line_of(text, span.start))
         };
         let ext_at = at("extensions", raw.extensions.span());
         let cmd_at = at("command", raw.command.span());
@@ -223,7 +203,7 @@ fn parse_layer(source: &Source, text: &str) -> Result<Vec<Interpreter>, ConfigEr
 fn validate_extensions(extensions: Vec<String>) -> Result<Vec<String>, String> {
     if extensions.is_empty() {
         return Err(
-            "is empty\nhint: list at least one file extension, e.g. extensions = [\"rb\"]".into(),
+            "is empty\nhint: list at least one file extension, e.g. extensions = [\"rb\"]".into()
         );
     }
     for ext in &extensions {
@@ -233,9 +213,7 @@ fn validate_extensions(extensions: Vec<String>) -> Result<Vec<String>, String> {
             ));
         }
         let is_clean = !ext.is_empty()
-            && ext
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+            && ext.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
         if !is_clean {
             return Err(format!(
                 "{ext:?} is not a file extension\nhint: use letters, digits, '_', '-' or '.', e.g. \"rb\""
@@ -251,7 +229,7 @@ fn validate_command(command: Vec<String>) -> Result<(Vec<Template>, PayloadVia),
     };
     if program.trim().is_empty() {
         return Err(
-            "has an empty program name\nhint: the first element is the program to run".into(),
+            "has an empty program name\nhint: the first element is the program to run".into()
         );
     }
     let templates: Vec<Template> = command
@@ -275,11 +253,7 @@ fn validate_command(command: Vec<String>) -> Result<(Vec<Template>, PayloadVia),
 
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 #[cfg(test)]
@@ -308,11 +282,7 @@ mod tests {
             ("js", "node"),
             ("mjs", "node"),
         ] {
-            assert_eq!(
-                config.for_extension(ext).map(|i| i.name.as_str()),
-                Some(name),
-                "{ext}"
-            );
+            assert_eq!(config.for_extension(ext).map(|i| i.name.as_str()), Some(name), "{ext}");
         }
     }
 
@@ -338,20 +308,14 @@ mod tests {
         )
         .unwrap();
         assert!(replaced.for_extension("pl").is_none());
-        assert_eq!(
-            replaced.for_extension("perl").unwrap().source,
-            file("/t/i.toml")
-        );
+        assert_eq!(replaced.for_extension("perl").unwrap().source, file("/t/i.toml"));
     }
 
     #[test]
     fn payload_follows_the_placeholders() {
         let arg = layer("[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"{event}\"]\n")
             .unwrap();
-        assert_eq!(
-            arg.for_extension("x").unwrap().payload,
-            PayloadVia::Argument
-        );
+        assert_eq!(arg.for_extension("x").unwrap().payload, PayloadVia::Argument);
         let file_ = layer(
             "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"--in={event_file}\"]\n",
         )
@@ -374,10 +338,7 @@ mod tests {
                 "[interpreters.x]\nextensions = [\".x\"]\ncommand = [\"x\"]\n",
                 "line 2: [interpreters.x] extensions: \".x\" starts with a dot",
             ),
-            (
-                "[interpreters.x]\nextensions = \"x\"\ncommand = [\"x\"]\n",
-                "invalid type",
-            ),
+            ("[interpreters.x]\nextensions = \"x\"\ncommand = [\"x\"]\n", "invalid type"),
             (
                 "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"{fiel}\"]\n",
                 "unknown placeholder {fiel}",
@@ -402,10 +363,7 @@ mod tests {
             assert_eq!(err.source, file("/t/i.toml"), "{text}");
             let shown = err.to_string();
             assert!(shown.starts_with("/t/i.toml: "), "{shown}");
-            assert!(
-                shown.contains(expected),
-                "expected {expected:?} in:\n{shown}"
-            );
+            assert!(shown.contains(expected), "expected {expected:?} in:\n{shown}");
         }
     }
 

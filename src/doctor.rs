@@ -50,26 +50,17 @@ pub fn check(handler_name: &str, task_root: &Path, opt: &Path, env: &LambdaEnv) 
         has_home: false,
         ..env.clone()
     };
-    let settings = Settings {
-        handler: handler_name,
-        task_root,
-        env: &lambda_env,
-        exe_dir: Some(opt),
-    };
+    let settings =
+        Settings { handler: handler_name, task_root, env: &lambda_env, exe_dir: Some(opt) };
     let handler = match handler::resolve(&settings) {
         Ok(handler) => Some(handler),
         Err(diagnostic) => {
             let (problem, fix) = match diagnostic.error_message.split_once("\nhint: ") {
                 Some((problem, fix)) => (problem.to_string(), fix.to_string()),
-                None => (
-                    diagnostic.error_message.clone(),
-                    "see the message above".to_string(),
-                ),
+                None => (diagnostic.error_message.clone(), "see the message above".to_string()),
             };
-            findings.push(Finding {
-                problem: format!("{}: {problem}", diagnostic.error_type),
-                fix,
-            });
+            findings
+                .push(Finding { problem: format!("{}: {problem}", diagnostic.error_type), fix });
             None
         }
     };
@@ -89,11 +80,7 @@ pub fn check(handler_name: &str, task_root: &Path, opt: &Path, env: &LambdaEnv) 
             ));
         }
     }
-    Report {
-        handler,
-        findings,
-        notes,
-    }
+    Report { handler, findings, notes }
 }
 
 /// `/var/lang/bin:/usr/local/bin:/usr/bin:/bin:<opt>/bin`, Lambda's order.
@@ -130,14 +117,10 @@ fn check_layer_bootstrap(opt: &Path, findings: &mut Vec<Finding>) {
 /// Scripts break with CRLF (`/bin/sh^M: not found`, `$'\r': command not found`).
 fn is_script(file: &Path) -> bool {
     let mut head = [0u8; 2];
-    let starts_with_shebang = File::open(file)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok()
-        && &head == b"#!";
+    let starts_with_shebang =
+        File::open(file).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"#!";
     starts_with_shebang
-        || file
-            .extension()
-            .is_some_and(|e| e == "sh" || e == "pl" || e == "py" || e == "rb")
+        || file.extension().is_some_and(|e| e == "sh" || e == "pl" || e == "py" || e == "rb")
 }
 
 fn has_crlf(file: &Path) -> bool {
@@ -160,9 +143,6 @@ mod tests {
     #[test]
     fn lambda_path_ends_with_the_layer_bin() {
         let path = lambda_path(Path::new("/x/opt"));
-        assert_eq!(
-            path,
-            OsString::from("/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/x/opt/bin")
-        );
+        assert_eq!(path, OsString::from("/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/x/opt/bin"));
     }
 }

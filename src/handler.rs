@@ -38,10 +38,7 @@ pub struct HandlerName {
 impl HandlerName {
     pub fn parse(text: &str) -> Result<HandlerName, Diagnostic> {
         let malformed = |why: &str, hint: &str| {
-            Diagnostic::new(
-                MALFORMED_HANDLER_NAME,
-                format!("handler {text:?} {why}\nhint: {hint}"),
-            )
+            Diagnostic::new(MALFORMED_HANDLER_NAME, format!("handler {text:?} {why}\nhint: {hint}"))
         };
         let example =
             "set the function's Handler (_HANDLER) to <file>.<method>, e.g. lambda_script.handler";
@@ -73,10 +70,7 @@ impl HandlerName {
                 "give the file relative to LAMBDA_TASK_ROOT, without '..'",
             ));
         }
-        Ok(HandlerName {
-            path: path.to_string(),
-            method: method.to_string(),
-        })
+        Ok(HandlerName { path: path.to_string(), method: method.to_string() })
     }
 }
 
@@ -118,11 +112,7 @@ impl Handler {
     /// A human-readable summary, as `bootstrap check` prints it.
     pub fn describe(&self) -> String {
         let mut out = String::new();
-        let argv: Vec<String> = self
-            .args
-            .iter()
-            .map(|a| format!("{:?}", a.to_string()))
-            .collect();
+        let argv: Vec<String> = self.args.iter().map(|a| format!("{:?}", a.to_string())).collect();
         let _ = writeln!(out, "handler:     {}.{}", self.name.path, self.name.method);
         let _ = writeln!(out, "file:        {}", self.file.display());
         let _ = writeln!(out, "task root:   {}", self.task_root.display());
@@ -169,20 +159,15 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     let config = load_config(settings, &task_root)?;
     let base = task_root.join(&name.path);
     let file = find_file(&base, &config, &name)?;
-    let interpreter = file
-        .extension()
-        .and_then(|e| e.to_str())
-        .and_then(|e| config.for_extension(e))
-        .cloned();
+    let interpreter =
+        file.extension().and_then(|e| e.to_str()).and_then(|e| config.for_extension(e)).cloned();
     let (command, payload) = match &interpreter {
         Some(i) => (i.command.clone(), i.payload),
         None => {
             check_executable(&file)?;
             let command = vec![Template::parse("{file}"), Template::parse("{method}")];
-            let command = command
-                .into_iter()
-                .map(|t| t.expect("BUG: constant templates parse"))
-                .collect();
+            let command =
+                command.into_iter().map(|t| t.expect("BUG: constant templates parse")).collect();
             (command, PayloadVia::Stdin)
         }
     };
@@ -200,9 +185,8 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     };
     let mut filled: Vec<Template> = command.iter().map(|t| t.fill(fill)).collect();
     let program_template = filled.remove(0);
-    let program_name = program_template
-        .as_literal()
-        .expect("BUG: the program has no per-event placeholder");
+    let program_name =
+        program_template.as_literal().expect("BUG: the program has no per-event placeholder");
     let program = find_program(program_name, &task_root, settings.env, interpreter.as_ref())?;
     if let Some(runners) = &runners {
         check_runner_files(&command[1..], &filled, runners)?;
@@ -269,11 +253,7 @@ fn missing_path(e: &crate::config::ConfigError) -> &Path {
 /// Exactly one must exist.
 fn find_file(base: &Path, config: &Config, name: &HandlerName) -> Result<PathBuf, Diagnostic> {
     let mut tried = vec![base.to_path_buf()];
-    tried.extend(
-        config
-            .extensions()
-            .map(|ext| with_extension_added(base, ext)),
-    );
+    tried.extend(config.extensions().map(|ext| with_extension_added(base, ext)));
     let found: Vec<&PathBuf> = tried.iter().filter(|p| p.is_file()).collect();
     match found.as_slice() {
         [one] => Ok((*one).clone()),
@@ -345,9 +325,8 @@ fn find_runners(settings: &Settings) -> Result<PathBuf, Diagnostic> {
         tried.push(dir.clone());
     } else if let Some(exe_dir) = settings.exe_dir {
         tried.push(exe_dir.join(RUNNERS_DIR));
-        let checkout = exe_dir
-            .ancestors()
-            .find(|dir| dir.file_name().is_some_and(|n| n == CARGO_TARGET_DIR));
+        let checkout =
+            exe_dir.ancestors().find(|dir| dir.file_name().is_some_and(|n| n == CARGO_TARGET_DIR));
         if let Some(checkout) = checkout.and_then(Path::parent) {
             tried.push(checkout.join(RUNNERS_DIR));
         }
@@ -395,10 +374,7 @@ fn find_program(
                         task_root.display()
                     ),
                 ),
-                None => (
-                    format!("handler executable {program:?}"),
-                    "chmod +x it".to_string(),
-                ),
+                None => (format!("handler executable {program:?}"), "chmod +x it".to_string()),
             };
             Err(Diagnostic::new(
                 INTERPRETER_NOT_FOUND,
@@ -446,10 +422,7 @@ mod tests {
     #[test]
     fn splits_at_the_last_dot() {
         let n = HandlerName::parse("src/lambda_script.pl.handler").unwrap();
-        assert_eq!(
-            (n.path.as_str(), n.method.as_str()),
-            ("src/lambda_script.pl", "handler")
-        );
+        assert_eq!((n.path.as_str(), n.method.as_str()), ("src/lambda_script.pl", "handler"));
         let n = HandlerName::parse("lib/MyApp.MyApp::Handler::run").unwrap();
         assert_eq!(n.method, "MyApp::Handler::run");
     }
@@ -480,9 +453,6 @@ mod tests {
 
     #[test]
     fn appends_extensions() {
-        assert_eq!(
-            with_extension_added(Path::new("/t/a.b"), "pl"),
-            PathBuf::from("/t/a.b.pl")
-        );
+        assert_eq!(with_extension_added(Path::new("/t/a.b"), "pl"), PathBuf::from("/t/a.b.pl"));
     }
 }

@@ -41,10 +41,7 @@ impl RequestId {
     pub fn parse(value: &str) -> Result<RequestId, HeaderError> {
         let is_printable = value.bytes().all(|b| b.is_ascii_graphic());
         if value.is_empty() || value.len() > MAX_REQUEST_ID_LEN || !is_printable {
-            return Err(HeaderError::Malformed {
-                header: HEADER_REQUEST_ID,
-                value: value.into(),
-            });
+            return Err(HeaderError::Malformed { header: HEADER_REQUEST_ID, value: value.into() });
         }
         Ok(RequestId(value.to_string()))
     }
@@ -83,10 +80,8 @@ pub struct Deadline {
 impl Deadline {
     /// Reads a `Lambda-Runtime-Deadline-Ms` value; `now` is passed in to keep this pure.
     pub fn parse(value: &str, now: SystemTime) -> Result<Deadline, HeaderError> {
-        let malformed = || HeaderError::Malformed {
-            header: HEADER_DEADLINE_MS,
-            value: value.into(),
-        };
+        let malformed =
+            || HeaderError::Malformed { header: HEADER_DEADLINE_MS, value: value.into() };
         let ms: u64 = value.trim().parse().map_err(|_| malformed())?;
         if ms >= EARLIEST_EPOCH_DEADLINE_MS {
             return Ok(Deadline { epoch_ms: ms });
@@ -97,9 +92,7 @@ impl Deadline {
     /// A deadline `timeout` after `now`, as `bootstrap invoke` uses.
     pub fn after(timeout: Duration, now: SystemTime) -> Deadline {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        Deadline {
-            epoch_ms: epoch_ms(now).saturating_add(timeout_ms),
-        }
+        Deadline { epoch_ms: epoch_ms(now).saturating_add(timeout_ms) }
     }
 
     pub fn epoch_ms(&self) -> u64 {
@@ -158,13 +151,9 @@ impl Invocation {
             };
             *slot = header_text(header, value)?;
         }
-        let request_id = fields
-            .request_id
-            .ok_or(HeaderError::Missing(HEADER_REQUEST_ID))?;
+        let request_id = fields.request_id.ok_or(HeaderError::Missing(HEADER_REQUEST_ID))?;
         let request_id = RequestId::parse(&request_id)?;
-        let deadline = fields
-            .deadline
-            .ok_or(HeaderError::Missing(HEADER_DEADLINE_MS))?;
+        let deadline = fields.deadline.ok_or(HeaderError::Missing(HEADER_DEADLINE_MS))?;
         Ok(Invocation {
             request_id,
             deadline: Deadline::parse(&deadline, now)?,
@@ -192,10 +181,8 @@ struct HeaderFields {
 /// A header value as text, `None` when empty. Values become environment variables of the
 /// handler, so they must be UTF-8 without NUL bytes.
 fn header_text(header: &'static str, value: &[u8]) -> Result<Option<String>, HeaderError> {
-    let malformed = || HeaderError::Malformed {
-        header,
-        value: String::from_utf8_lossy(value).into(),
-    };
+    let malformed =
+        || HeaderError::Malformed { header, value: String::from_utf8_lossy(value).into() };
     let text = std::str::from_utf8(value).map_err(|_| malformed())?;
     if text.contains('\0') {
         return Err(malformed());
@@ -217,10 +204,7 @@ impl fmt::Display for HeaderError {
             HeaderError::Missing(h) => write!(f, "the /next response has no {h} header"),
             HeaderError::Malformed { header, value } => {
                 let shown: String = value.chars().take(80).collect();
-                write!(
-                    f,
-                    "the /next response has a malformed {header} header: {shown:?}"
-                )
+                write!(f, "the /next response has a malformed {header} header: {shown:?}")
             }
         }
     }
@@ -283,28 +267,16 @@ mod tests {
     #[test]
     fn reads_every_header_case_insensitively() {
         let inv = parse(&[
-            (
-                "Lambda-Runtime-Aws-Request-Id",
-                "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
-            ),
+            ("Lambda-Runtime-Aws-Request-Id", "8476a536-e9f4-11e8-9739-2dfe598c3fcd"),
             ("LAMBDA-RUNTIME-DEADLINE-MS", "1700000003000"),
-            (
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:1:function:f",
-            ),
+            ("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:1:function:f"),
             ("Lambda-Runtime-Trace-Id", "Root=1-5;Sampled=0"),
             ("Lambda-Runtime-Client-Context", "{\"custom\":{}}"),
-            (
-                "Lambda-Runtime-Cognito-Identity",
-                "{\"cognitoIdentityId\":\"x\"}",
-            ),
+            ("Lambda-Runtime-Cognito-Identity", "{\"cognitoIdentityId\":\"x\"}"),
             ("Lambda-Runtime-Aws-Tenant-Id", "tenant-7"),
         ])
         .unwrap();
-        assert_eq!(
-            inv.request_id.as_str(),
-            "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
-        );
+        assert_eq!(inv.request_id.as_str(), "8476a536-e9f4-11e8-9739-2dfe598c3fcd");
         assert_eq!(inv.deadline.epoch_ms(), 1_700_000_003_000);
         assert_eq!(
             inv.invoked_function_arn.as_deref(),
@@ -312,10 +284,7 @@ mod tests {
         );
         assert_eq!(inv.trace_id.as_deref(), Some("Root=1-5;Sampled=0"));
         assert_eq!(inv.client_context.as_deref(), Some("{\"custom\":{}}"));
-        assert_eq!(
-            inv.cognito_identity.as_deref(),
-            Some("{\"cognitoIdentityId\":\"x\"}")
-        );
+        assert_eq!(inv.cognito_identity.as_deref(), Some("{\"cognitoIdentityId\":\"x\"}"));
         assert_eq!(inv.tenant_id.as_deref(), Some("tenant-7"));
     }
 
@@ -333,10 +302,7 @@ mod tests {
     #[test]
     fn missing_or_malformed_ids_and_deadlines_are_errors() {
         let deadline = ("Lambda-Runtime-Deadline-Ms", "1700000003000");
-        assert_eq!(
-            parse(&[deadline]).unwrap_err(),
-            HeaderError::Missing(HEADER_REQUEST_ID)
-        );
+        assert_eq!(parse(&[deadline]).unwrap_err(), HeaderError::Missing(HEADER_REQUEST_ID));
         assert_eq!(
             parse(&[("Lambda-Runtime-Aws-Request-Id", "r1")]).unwrap_err(),
             HeaderError::Missing(HEADER_DEADLINE_MS)
@@ -347,19 +313,10 @@ mod tests {
         ]);
         assert!(matches!(
             bad_deadline,
-            Err(HeaderError::Malformed {
-                header: HEADER_DEADLINE_MS,
-                ..
-            })
+            Err(HeaderError::Malformed { header: HEADER_DEADLINE_MS, .. })
         ));
         let bad_id = parse(&[("Lambda-Runtime-Aws-Request-Id", "a b"), deadline]);
-        assert!(matches!(
-            bad_id,
-            Err(HeaderError::Malformed {
-                header: HEADER_REQUEST_ID,
-                ..
-            })
-        ));
+        assert!(matches!(bad_id, Err(HeaderError::Malformed { header: HEADER_REQUEST_ID, .. })));
     }
 
     #[test]
@@ -368,29 +325,16 @@ mod tests {
         let deadline = Deadline::parse("600000", now).unwrap();
         assert_eq!(deadline.remaining(now), Duration::from_secs(600));
         assert_eq!(
-            Deadline::parse("1700000000500", now)
-                .unwrap()
-                .remaining(now),
+            Deadline::parse("1700000000500", now).unwrap().remaining(now),
             Duration::from_millis(500)
         );
-        assert_eq!(
-            Deadline::parse("1600000000000", now)
-                .unwrap()
-                .remaining(now),
-            Duration::ZERO
-        );
+        assert_eq!(Deadline::parse("1600000000000", now).unwrap().remaining(now), Duration::ZERO);
     }
 
     #[test]
     fn request_ids_are_escaped_for_the_path() {
-        assert_eq!(
-            RequestId::parse("abc-1.2_~").unwrap().path_segment(),
-            "abc-1.2_~"
-        );
-        assert_eq!(
-            RequestId::parse("../x?y").unwrap().path_segment(),
-            "..%2Fx%3Fy"
-        );
+        assert_eq!(RequestId::parse("abc-1.2_~").unwrap().path_segment(), "abc-1.2_~");
+        assert_eq!(RequestId::parse("../x?y").unwrap().path_segment(), "..%2Fx%3Fy");
     }
 
     #[test]

@@ -98,11 +98,7 @@ fn run(handler: &Handler, invocation: &Invocation) -> Result<Outcome, Diagnostic
         }));
     }
     set_environment(&mut command, handler, invocation);
-    let stdin = if handler.payload == PayloadVia::Stdin {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    };
+    let stdin = if handler.payload == PayloadVia::Stdin { Stdio::piped() } else { Stdio::null() };
     command
         .current_dir(&handler.task_root)
         .stdin(stdin)
@@ -111,10 +107,7 @@ fn run(handler: &Handler, invocation: &Invocation) -> Result<Outcome, Diagnostic
         .process_group(0);
     let child = command.spawn().map_err(|e| spawn_error(&e, handler))?;
     let kill_at = Instant::now()
-        + invocation
-            .deadline
-            .remaining(SystemTime::now())
-            .saturating_sub(DEADLINE_MARGIN);
+        + invocation.deadline.remaining(SystemTime::now()).saturating_sub(DEADLINE_MARGIN);
     let started = Instant::now();
     let finished = supervise(child, event, handler.payload == PayloadVia::Stdin, kill_at);
     drop(event_file);
@@ -369,10 +362,9 @@ impl Finished {
                     self.stderr_tail.as_deref().unwrap_or_default(),
                 ),
             )),
-            (None, None) => Outcome::Failed(Diagnostic::new(
-                EXIT_ERROR,
-                format!("handler ended with {status}"),
-            )),
+            (None, None) => {
+                Outcome::Failed(Diagnostic::new(EXIT_ERROR, format!("handler ended with {status}")))
+            }
         }
     }
 }
@@ -394,15 +386,8 @@ fn parse_diagnostic(stdout: &[u8]) -> Option<Diagnostic> {
     let error_message = value.get("errorMessage")?.as_str()?;
     let mut budget = MAX_DIAGNOSTIC_TEXT;
     let mut stack_trace = Vec::new();
-    for frame in value
-        .get("stackTrace")
-        .and_then(|s| s.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let frame = frame
-            .as_str()
-            .map_or_else(|| frame.to_string(), str::to_string);
+    for frame in value.get("stackTrace").and_then(|s| s.as_array()).into_iter().flatten() {
+        let frame = frame.as_str().map_or_else(|| frame.to_string(), str::to_string);
         if frame.len() > budget {
             break;
         }
@@ -436,10 +421,7 @@ fn spawn(job: impl FnOnce() + Send + 'static) {
 /// Reads stdout to its end, keeping at most `MAX_RESPONSE_BYTES`.
 fn capture(stdout: ChildStdout) -> Captured {
     let mut bytes = Vec::new();
-    match stdout
-        .take(MAX_RESPONSE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-    {
+    match stdout.take(MAX_RESPONSE_BYTES as u64 + 1).read_to_end(&mut bytes) {
         Ok(n) if n > MAX_RESPONSE_BYTES => Captured::TooLarge,
         Ok(_) => Captured::Complete(bytes),
         Err(e) => Captured::Failed(e),
@@ -480,11 +462,8 @@ impl EventFile {
         let path =
             std::env::temp_dir().join(format!("bootstrap-event-{}-{n}.json", std::process::id()));
         let write = |path: &Path| -> io::Result<()> {
-            let mut file: File = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)?;
+            let mut file: File =
+                OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
             file.write_all(event)
         };
         match write(&path) {
@@ -527,10 +506,7 @@ mod tests {
     fn message_shows_the_last_stderr_lines() {
         let tail = (1..=15).map(|i| format!("line {i}\n")).collect::<String>();
         let m = with_tail("handler exited with status 2".into(), tail.as_bytes());
-        assert!(
-            m.starts_with("handler exited with status 2; last stderr lines:\nline 6\n"),
-            "{m}"
-        );
+        assert!(m.starts_with("handler exited with status 2; last stderr lines:\nline 6\n"), "{m}");
         assert!(m.ends_with("line 15"));
         assert_eq!(with_tail("x".into(), b""), "x (no stderr output)");
     }

@@ -26,10 +26,7 @@ pub fn adopt_orphans() {
 
 /// The directory holding the running executable: where the layer's config and runners are.
 pub fn exe_dir() -> Option<PathBuf> {
-    std::env::current_exe()
-        .ok()?
-        .parent()
-        .map(Path::to_path_buf)
+    std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
 }
 
 /// The init error for a variable Lambda always sets.
@@ -147,11 +144,7 @@ fn handler_name<'a>(env: &'a LambdaEnv, target: &'a Target) -> Option<&'a str> {
 }
 
 fn task_root(env: &LambdaEnv, target: &Target) -> PathBuf {
-    target
-        .task_root
-        .clone()
-        .or_else(|| env.task_root.clone())
-        .unwrap_or_else(|| ".".into())
+    target.task_root.clone().or_else(|| env.task_root.clone()).unwrap_or_else(|| ".".into())
 }
 
 fn resolve(env: &LambdaEnv, target: &Target) -> Result<Handler, Diagnostic> {
@@ -188,22 +181,16 @@ fn read_event(source: Option<&Path>) -> Result<Vec<u8>, Diagnostic> {
         Box::new(file)
     };
     let mut event = Vec::new();
-    reader
-        .take(MAX_EVENT_BYTES + 1)
-        .read_to_end(&mut event)
-        .map_err(|e| {
-            Diagnostic::new(
-                INVALID_EVENT,
-                format!("cannot read the event from {}: {e}", path.display()),
-            )
-        })?;
+    reader.take(MAX_EVENT_BYTES + 1).read_to_end(&mut event).map_err(|e| {
+        Diagnostic::new(
+            INVALID_EVENT,
+            format!("cannot read the event from {}: {e}", path.display()),
+        )
+    })?;
     if event.len() as u64 > MAX_EVENT_BYTES {
         return Err(Diagnostic::new(
             INVALID_EVENT,
-            format!(
-                "the event in {} is over {MAX_EVENT_BYTES} bytes",
-                path.display()
-            ),
+            format!("the event in {} is over {MAX_EVENT_BYTES} bytes", path.display()),
         ));
     }
     Ok(event)

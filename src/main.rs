@@ -15,18 +15,12 @@ fn main() -> ExitCode {
     let env = LambdaEnv::from_env();
     let ok = match args.command {
         None => serve(&env),
-        Some(Command::Invoke {
-            target,
-            timeout,
-            event,
-        }) => local::invoke(&env, &target, timeout, event.as_deref()),
+        Some(Command::Invoke { target, timeout, event }) => {
+            local::invoke(&env, &target, timeout, event.as_deref())
+        }
         Some(Command::Check { target, opt }) => local::check(&env, &target, opt.as_deref()),
     };
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// The Lambda cold start, step by step; returns only on a failure.
@@ -51,12 +45,8 @@ fn serve(env: &LambdaEnv) -> bool {
     let exe_dir = local::exe_dir();
     let task_root = env.task_root.clone().unwrap_or_else(|| ".".into());
     let handler_name = env.handler.as_deref().unwrap_or_default();
-    let settings = Settings {
-        handler: handler_name,
-        task_root: &task_root,
-        env,
-        exe_dir: exe_dir.as_deref(),
-    };
+    let settings =
+        Settings { handler: handler_name, task_root: &task_root, env, exe_dir: exe_dir.as_deref() };
     let missing = if env.handler.is_none() {
         Some(ENV_HANDLER)
     } else if env.task_root.is_none() {
@@ -71,11 +61,7 @@ fn serve(env: &LambdaEnv) -> bool {
     let handler = match resolved {
         Ok(handler) => handler,
         Err(diagnostic) => {
-            fatal!(
-                "init failed: {}: {}",
-                diagnostic.error_type,
-                diagnostic.error_message
-            );
+            fatal!("init failed: {}: {}", diagnostic.error_type, diagnostic.error_message);
             if let Err(e) = api.post_init_error(&diagnostic) {
                 fatal!("cannot report the init error to the Runtime API at {address}: {e}");
             }

@@ -31,10 +31,7 @@ pub fn serve(api: &RuntimeApi, handler: &Handler) -> ApiError {
                 continue;
             }
             Next::Unusable(id, diagnostic) => {
-                warn!(
-                    "{id}: cannot run this invocation: {}",
-                    diagnostic.error_message
-                );
+                warn!("{id}: cannot run this invocation: {}", diagnostic.error_message);
                 api.post_error(&id, &diagnostic)
             }
             Next::Invocation(invocation) => {

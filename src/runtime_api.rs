@@ -48,9 +48,7 @@ impl ApiAddress {
         let rest = if lower.starts_with("http://") {
             &trimmed["http://".len()..]
         } else if lower.starts_with("https://") {
-            return Err(format!(
-                "{text:?} uses https, but the Runtime API is plain HTTP"
-            ));
+            return Err(format!("{text:?} uses https, but the Runtime API is plain HTTP"));
         } else if lower.contains("://") {
             return Err(format!("{text:?} has a scheme other than http://"));
         } else {
@@ -65,19 +63,14 @@ impl ApiAddress {
         if !valid_port {
             return Err(format!("{text:?} is not host:port (e.g. 127.0.0.1:9001)"));
         }
-        let is_clean = |s: &str| {
-            s.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"?#@\\\"<>{}|^`".contains(&b))
-        };
+        let is_clean =
+            |s: &str| s.bytes().all(|b| b.is_ascii_graphic() && !b"?#@\\\"<>{}|^`".contains(&b));
         if !is_clean(authority) || !is_clean(prefix) {
             return Err(format!(
                 "{text:?} holds characters that do not belong in host:port/prefix"
             ));
         }
-        Ok(ApiAddress {
-            authority: authority.to_string(),
-            prefix: prefix.to_string(),
-        })
+        Ok(ApiAddress { authority: authority.to_string(), prefix: prefix.to_string() })
     }
 
     /// `http://host:port/prefix/2018-06-01`
@@ -107,11 +100,7 @@ pub enum ApiError {
     /// No HTTP answer at all: refused, reset, cut short.
     Transport { url: String, error: String },
     /// An answer with a status we did not expect.
-    Status {
-        url: String,
-        status: u16,
-        body: String,
-    },
+    Status { url: String, status: u16, body: String },
     /// A `/next` answer we cannot even attribute to a request id.
     Invocation { url: String, error: HeaderError },
 }
@@ -161,20 +150,13 @@ impl RuntimeApi {
             .build();
         let connector = TcpConnector::default().chain(CoalescingConnector);
         let agent = Agent::with_parts(config, connector, DefaultResolver::default());
-        RuntimeApi {
-            agent,
-            base: address.base_url(),
-        }
+        RuntimeApi { agent, base: address.base_url() }
     }
 
     /// `GET /runtime/invocation/next`: blocks until Lambda has an event.
     pub fn next_invocation(&self) -> Result<Next, ApiError> {
         let url = format!("{}/runtime/invocation/next", self.base);
-        let mut response = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|e| transport(&url, &e))?;
+        let mut response = self.agent.get(&url).call().map_err(|e| transport(&url, &e))?;
         let status = response.status().as_u16();
         if status == 204 {
             return Ok(Next::Idle);
@@ -188,11 +170,7 @@ impl RuntimeApi {
             .iter()
             .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
             .collect();
-        let event = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_EVENT_BYTES)
-            .read_to_vec();
+        let event = response.body_mut().with_config().limit(MAX_EVENT_BYTES).read_to_vec();
         let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
         let invocation = match Invocation::from_headers(pairs, Vec::new(), SystemTime::now()) {
             Ok(invocation) => invocation,
@@ -208,10 +186,7 @@ impl RuntimeApi {
             }
         };
         match event {
-            Ok(event) => Ok(Next::Invocation(Invocation {
-                event,
-                ..invocation
-            })),
+            Ok(event) => Ok(Next::Invocation(Invocation { event, ..invocation })),
             Err(ureq::Error::BodyExceedsLimit(_)) => Ok(Next::Unusable(
                 invocation.request_id,
                 Diagnostic::new(
@@ -225,44 +200,27 @@ impl RuntimeApi {
 
     /// `POST /runtime/invocation/{id}/response` with the handler's bytes, unchanged.
     pub fn post_response(&self, id: &RequestId, body: &[u8]) -> Result<(), ApiError> {
-        let url = format!(
-            "{}/runtime/invocation/{}/response",
-            self.base,
-            id.path_segment()
-        );
+        let url = format!("{}/runtime/invocation/{}/response", self.base, id.path_segment());
         self.post(&url, body, None)
     }
 
     /// `POST /runtime/invocation/{id}/error`.
     pub fn post_error(&self, id: &RequestId, diagnostic: &Diagnostic) -> Result<(), ApiError> {
-        let url = format!(
-            "{}/runtime/invocation/{}/error",
-            self.base,
-            id.path_segment()
-        );
-        self.post(
-            &url,
-            &diagnostic.to_json(),
-            Some(&diagnostic.header_error_type()),
-        )
+        let url = format!("{}/runtime/invocation/{}/error", self.base, id.path_segment());
+        self.post(&url, &diagnostic.to_json(), Some(&diagnostic.header_error_type()))
     }
 
     /// `POST /runtime/init/error`, before the first `/next`.
     pub fn post_init_error(&self, diagnostic: &Diagnostic) -> Result<(), ApiError> {
         let url = format!("{}/runtime/init/error", self.base);
-        self.post(
-            &url,
-            &diagnostic.to_json(),
-            Some(&diagnostic.header_error_type()),
-        )
+        self.post(&url, &diagnostic.to_json(), Some(&diagnostic.header_error_type()))
     }
 
     fn post(&self, url: &str, body: &[u8], error_type: Option<&str>) -> Result<(), ApiError> {
         let mut request = self.agent.post(url);
         if let Some(error_type) = error_type {
-            request = request
-                .header(HEADER_ERROR_TYPE, error_type)
-                .content_type("application/json");
+            request =
+                request.header(HEADER_ERROR_TYPE, error_type).content_type("application/json");
         }
         let mut response = request
             .config()
@@ -276,11 +234,7 @@ impl RuntimeApi {
         if (200..300).contains(&status) {
             return Ok(());
         }
-        Err(ApiError::Status {
-            url: url.to_string(),
-            status,
-            body: reply,
-        })
+        Err(ApiError::Status { url: url.to_string(), status, body: reply })
     }
 }
 
@@ -292,23 +246,12 @@ fn request_id_of(headers: &[(String, Vec<u8>)]) -> Option<RequestId> {
 }
 
 fn read_reply(body: &mut ureq::Body) -> String {
-    let bytes = body
-        .with_config()
-        .limit(MAX_REPLY_BYTES)
-        .read_to_vec()
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes)
-        .trim()
-        .chars()
-        .take(200)
-        .collect()
+    let bytes = body.with_config().limit(MAX_REPLY_BYTES).read_to_vec().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).trim().chars().take(200).collect()
 }
 
 fn transport(url: &str, e: &ureq::Error) -> ApiError {
-    ApiError::Transport {
-        url: url.to_string(),
-        error: e.to_string(),
-    }
+    ApiError::Transport { url: url.to_string(), error: e.to_string() }
 }
 
 #[cfg(test)]
@@ -318,18 +261,9 @@ mod tests {
     #[test]
     fn accepts_the_three_address_forms() {
         let base = |s: &str| ApiAddress::parse(s).map(|a| a.base_url());
-        assert_eq!(
-            base("127.0.0.1:9001").unwrap(),
-            "http://127.0.0.1:9001/2018-06-01"
-        );
-        assert_eq!(
-            base("169.254.100.1:9001/").unwrap(),
-            "http://169.254.100.1:9001/2018-06-01"
-        );
-        assert_eq!(
-            base("localhost:9000/.rt").unwrap(),
-            "http://localhost:9000/.rt/2018-06-01"
-        );
+        assert_eq!(base("127.0.0.1:9001").unwrap(), "http://127.0.0.1:9001/2018-06-01");
+        assert_eq!(base("169.254.100.1:9001/").unwrap(), "http://169.254.100.1:9001/2018-06-01");
+        assert_eq!(base("localhost:9000/.rt").unwrap(), "http://localhost:9000/.rt/2018-06-01");
         assert_eq!(
             base("HTTP://127.0.0.1:9000/.rt/fn/").unwrap(),
             "http://127.0.0.1:9000/.rt/fn/2018-06-01"

@@ -13,11 +13,7 @@ fn a_language_added_by_config_alone_runs() {
     let api = MockApi::start();
     let _b = Bootstrap::start(&api, &root, "up.handler");
     api.push(Event::new("r1", "hello\n"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
-        "HELLO\n"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "HELLO\n");
 }
 
 #[test]
@@ -27,20 +23,13 @@ fn placeholders_are_filled_into_argv() {
     let root = TaskRoot::new()
         .write("interpreters.toml", config)
         .write("h.args", "")
-        .write(
-            "show.sh",
-            "for a in \"$@\"; do printf '[%s]' \"$a\"; done\n",
-        );
+        .write("show.sh", "for a in \"$@\"; do printf '[%s]' \"$a\"; done\n");
     let api = MockApi::start();
     let _b = Bootstrap::start(&api, &root, "h.run");
     api.push(Event::new("r1", "{}"));
-    let root_path = std::path::absolute(&root.path)
-        .unwrap()
-        .display()
-        .to_string();
+    let root_path = std::path::absolute(&root.path).unwrap().display().to_string();
     assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
+        api.expect_post("/runtime/invocation/r1/response").body_text(),
         format!("[{root_path}/h.args][run][--root={root_path}][{{literal}}]")
     );
 }
@@ -48,17 +37,12 @@ fn placeholders_are_filled_into_argv() {
 #[test]
 fn the_event_as_an_argument_and_its_size_limit() {
     let config = "[interpreters.arg]\nextensions = [\"arg\"]\ncommand = [\"/bin/sh\", \"{file}\", \"{event}\"]\n";
-    let root = TaskRoot::new()
-        .write("interpreters.toml", config)
-        .write("h.arg", "printf '%s' \"$1\"\n");
+    let root =
+        TaskRoot::new().write("interpreters.toml", config).write("h.arg", "printf '%s' \"$1\"\n");
     let api = MockApi::start();
     let _b = Bootstrap::start(&api, &root, "h.handler");
     api.push(Event::new("r1", "{\"a\": \"b c\"}"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
-        "{\"a\": \"b c\"}"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "{\"a\": \"b c\"}");
     api.push(Event::new("r2", vec![b'x'; 128 * 1024 + 1]));
     let file = root.file("interpreters.toml").display().to_string();
     assert_error(
@@ -67,11 +51,7 @@ fn the_event_as_an_argument_and_its_size_limit() {
         &["131073 bytes", "{event_file}", &file],
     );
     api.push(Event::new("r3", "x"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r3/response")
-            .body_text(),
-        "x"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r3/response").body_text(), "x");
 }
 
 #[test]
@@ -87,10 +67,7 @@ fn the_event_in_a_temporary_file_is_removed_afterwards() {
     assert_eq!(post.body_text().trim(), "5242880");
     let seen = std::fs::read_to_string(root.file("seen")).unwrap();
     let path = seen.trim_end_matches('|');
-    assert!(
-        !std::path::Path::new(path).exists(),
-        "event file {path} was left behind"
-    );
+    assert!(!std::path::Path::new(path).exists(), "event file {path} was left behind");
 }
 
 #[test]
@@ -105,41 +82,24 @@ fn layers_apply_in_order_and_bootstrap_config_comes_last() {
     let api = MockApi::start();
     let _b = Bootstrap::start(&api, &root, "h.handler");
     api.push(Event::new("r1", "{}"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
-        "task\n"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "task\n");
     drop(_b);
     let api = MockApi::start();
     let extra_path = root.file("extra.toml").display().to_string();
-    let _b = Bootstrap::start_with(
-        &api,
-        &root,
-        "h.handler",
-        &[("BOOTSTRAP_CONFIG", Some(&extra_path))],
-    );
+    let _b =
+        Bootstrap::start_with(&api, &root, "h.handler", &[("BOOTSTRAP_CONFIG", Some(&extra_path))]);
     api.push(Event::new("r1", "{}"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
-        "extra\n"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "extra\n");
 }
 
 #[test]
 fn a_later_layer_can_take_over_a_built_in_extension() {
     let config =
         "[interpreters.myperl]\nextensions = [\"pl\"]\ncommand = [\"/bin/sh\", \"{file}\"]\n";
-    let root = TaskRoot::new()
-        .write("interpreters.toml", config)
-        .write("h.pl", "printf 'run by sh'\n");
+    let root =
+        TaskRoot::new().write("interpreters.toml", config).write("h.pl", "printf 'run by sh'\n");
     let api = MockApi::start();
     let _b = Bootstrap::start(&api, &root, "h.handler");
     api.push(Event::new("r1", "{}"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
-        "run by sh"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "run by sh");
 }

@@ -31,16 +31,9 @@ fn non_zero_exit_reports_the_status_and_the_last_stderr_lines() {
     let script =
         "#!/bin/sh\nfor i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo \"trace $i\" >&2; done\nexit 3\n";
     let (post, _root, api, _b) = serve_script(script, Event::new("r1", "{}"));
-    assert_error(
-        &post,
-        "Runtime.ExitError",
-        &["exited with status 3", "trace 3\n", "trace 12"],
-    );
+    assert_error(&post, "Runtime.ExitError", &["exited with status 3", "trace 3\n", "trace 12"]);
     assert!(
-        !post.json()["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("trace 2\n"),
+        !post.json()["errorMessage"].as_str().unwrap().contains("trace 2\n"),
         "only the last 10 lines"
     );
     still_serves(&api);
@@ -48,15 +41,9 @@ fn non_zero_exit_reports_the_status_and_the_last_stderr_lines() {
 
 #[test]
 fn death_by_signal_names_the_signal() {
-    let (post, _root, api, _b) = serve_script(
-        "#!/bin/sh\necho dying >&2\nkill -SEGV $$\n",
-        Event::new("r1", "{}"),
-    );
-    assert_error(
-        &post,
-        "Runtime.ExitError",
-        &["signal 11 (SIGSEGV)", "dying"],
-    );
+    let (post, _root, api, _b) =
+        serve_script("#!/bin/sh\necho dying >&2\nkill -SEGV $$\n", Event::new("r1", "{}"));
+    assert_error(&post, "Runtime.ExitError", &["signal 11 (SIGSEGV)", "dying"]);
     let (post, _root2, _api2, _b2) =
         serve_script("#!/bin/sh\nkill -KILL $$\n", Event::new("r1", "{}"));
     assert_error(&post, "Runtime.ExitError", &["SIGKILL"]);
@@ -69,17 +56,9 @@ fn a_timeout_kills_the_whole_process_group_and_posts_before_the_deadline() {
     let script = "#!/bin/sh\nsleep 1000 &\necho $! > grandchild.pid\necho $$ > child.pid\nwait\n";
     let event = Event::new("r1", "{}").deadline_in(Duration::from_secs(2));
     let (post, root, api, _b) = serve_script(script, event);
-    assert_error(
-        &post,
-        "Runtime.Timeout",
-        &["timed out", "before the invocation deadline"],
-    );
+    assert_error(&post, "Runtime.Timeout", &["timed out", "before the invocation deadline"]);
     for name in ["grandchild.pid", "child.pid"] {
-        let pid: u32 = fs::read_to_string(root.file(name))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid: u32 = fs::read_to_string(root.file(name)).unwrap().trim().parse().unwrap();
         assert!(is_gone(pid), "{name} {pid} survived the timeout");
     }
     still_serves(&api);
@@ -95,22 +74,15 @@ fn a_deadline_already_past_times_out_at_once() {
 
 #[test]
 fn output_over_the_limit_is_response_too_large() {
-    let (post, _root, api, _b) = serve_script(
-        "#!/bin/sh\nhead -c 6291557 /dev/zero\n",
-        Event::new("r1", "{}"),
-    );
+    let (post, _root, api, _b) =
+        serve_script("#!/bin/sh\nhead -c 6291557 /dev/zero\n", Event::new("r1", "{}"));
     assert_error(&post, "Runtime.ResponseTooLarge", &["6291556"]);
     // Exactly at the limit is fine.
     let root = TaskRoot::new().script("h", "#!/bin/sh\nhead -c 6291556 /dev/zero\n");
     let api2 = MockApi::start();
     let _b2 = Bootstrap::start(&api2, &root, "h.handler");
     api2.push(Event::new("r1", "{}"));
-    assert_eq!(
-        api2.expect_post("/runtime/invocation/r1/response")
-            .body
-            .len(),
-        6_291_556
-    );
+    assert_eq!(api2.expect_post("/runtime/invocation/r1/response").body.len(), 6_291_556);
     still_serves(&api);
 }
 
@@ -135,12 +107,7 @@ fn a_handler_that_writes_before_reading_does_not_deadlock() {
     let script = "#!/bin/sh\nhead -c 1000000 /dev/zero | tr '\\000' a\nwc -c\n";
     let event = Event::new("r1", vec![b'{'; 5 * 1024 * 1024]);
     let (post, _root, _api, _b) = serve_script(script, event);
-    assert_eq!(
-        post.body.len(),
-        1_000_000 + "5242880\n".len(),
-        "{}",
-        post.path
-    );
+    assert_eq!(post.body.len(), 1_000_000 + "5242880\n".len(), "{}", post.path);
     assert!(post.body.ends_with(b"5242880\n"));
 }
 
@@ -151,11 +118,7 @@ fn a_five_megabyte_event_round_trips() {
     event.extend_from_slice(b"\"}");
     let (post, _root, _api, _b) =
         serve_script("#!/bin/sh\nexec cat\n", Event::new("r1", event.clone()));
-    assert!(
-        post.body == event,
-        "5 MB echo differs ({} bytes back)",
-        post.body.len()
-    );
+    assert!(post.body == event, "5 MB echo differs ({} bytes back)", post.body.len());
     if have("python3") {
         let api = MockApi::start();
         let root = TaskRoot::new().copy("python/echo.py", "echo.py");
@@ -169,10 +132,8 @@ fn a_five_megabyte_event_round_trips() {
 
 #[test]
 fn a_background_child_holding_stdout_does_not_hang_the_response() {
-    let (post, _root, api, _b) = serve_script(
-        "#!/bin/sh\nsleep 1000 &\nprintf ok\n",
-        Event::new("r1", "{}"),
-    );
+    let (post, _root, api, _b) =
+        serve_script("#!/bin/sh\nsleep 1000 &\nprintf ok\n", Event::new("r1", "{}"));
     assert_eq!(post.body_text(), "ok", "{}", post.path);
     still_serves(&api);
 }
@@ -185,11 +146,7 @@ fn a_grandchild_that_escapes_the_process_group_is_killed_too() {
     let script = "#!/bin/sh\nsetsid sh -c 'echo $$ > escaped.pid; exec sleep 1000' &\nwhile [ ! -s escaped.pid ]; do :; done\nprintf ok\n";
     let (post, root, api, _b) = serve_script(script, Event::new("r1", "{}"));
     assert_eq!(post.body_text(), "ok", "{}", post.path);
-    let pid: u32 = fs::read_to_string(root.file("escaped.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: u32 = fs::read_to_string(root.file("escaped.pid")).unwrap().trim().parse().unwrap();
     assert!(is_gone(pid), "escaped grandchild {pid} survived its event");
     still_serves(&api);
 }
@@ -206,19 +163,14 @@ fn exit_70_with_an_error_object_reports_that_error() {
     let script = "#!/bin/sh\nprintf '{\"errorType\":\"OrderMissing\",\"errorMessage\":\"no order 7\",\"stackTrace\":[\"at x\"]}'\nexit 70\n";
     let (post, _root, _api, _b) = serve_script(script, Event::new("r1", "{}"));
     assert_error(&post, "OrderMissing", &["no order 7"]);
-    assert_eq!(
-        post.header("Lambda-Runtime-Function-Error-Type"),
-        Some("Function.OrderMissing")
-    );
+    assert_eq!(post.header("Lambda-Runtime-Function-Error-Type"), Some("Function.OrderMissing"));
     assert_eq!(post.json()["stackTrace"][0], "at x");
 }
 
 #[test]
 fn exit_70_without_an_error_object_is_a_plain_exit_error() {
-    let (post, _root, _api, _b) = serve_script(
-        "#!/bin/sh\nprintf 'not json'\nexit 70\n",
-        Event::new("r1", "{}"),
-    );
+    let (post, _root, _api, _b) =
+        serve_script("#!/bin/sh\nprintf 'not json'\nexit 70\n", Event::new("r1", "{}"));
     assert_error(&post, "Runtime.ExitError", &["status 70"]);
 }
 

@@ -48,22 +48,14 @@ fn a_missing_handler_file_names_what_was_looked_for() {
 fn two_matching_files_are_ambiguous_and_both_are_named() {
     let root = TaskRoot::new().write("h.pl", "1;\n").write("h.py", "\n");
     let (post, _) = init_error(&root, "h.handler", &[]);
-    assert_error(
-        &post,
-        "Runtime.HandlerNotFound",
-        &["ambiguous", "h.pl", "h.py"],
-    );
+    assert_error(&post, "Runtime.HandlerNotFound", &["ambiguous", "h.pl", "h.py"]);
 }
 
 #[test]
 fn a_file_without_extension_must_be_executable() {
     let root = TaskRoot::new().write("run", "#!/bin/sh\n");
     let (post, _) = init_error(&root, "run.handler", &[]);
-    assert_error(
-        &post,
-        "Runtime.HandlerNotFound",
-        &["not executable", "chmod +x"],
-    );
+    assert_error(&post, "Runtime.HandlerNotFound", &["not executable", "chmod +x"]);
 }
 
 #[test]
@@ -90,34 +82,20 @@ fn a_missing_interpreter_names_it_the_path_and_the_config_entry() {
 fn a_bad_config_file_names_the_file_the_line_and_the_key() {
     let config =
         "[interpreters.ruby]\nextensions = [\"rb\"]\ncommand = [\"ruby\"]\ninterpeter = \"x\"\n";
-    let root = TaskRoot::new()
-        .write("h.pl", "1;\n")
-        .write("interpreters.toml", config);
+    let root = TaskRoot::new().write("h.pl", "1;\n").write("interpreters.toml", config);
     let (post, _) = init_error(&root, "h.handler", &[]);
     let file = root.file("interpreters.toml").display().to_string();
-    assert_error(
-        &post,
-        "Runtime.InvalidConfig",
-        &[&file, "line 4", "interpeter"],
-    );
+    assert_error(&post, "Runtime.InvalidConfig", &[&file, "line 4", "interpeter"]);
 }
 
 #[test]
 fn config_errors_for_wrong_types_and_empty_commands() {
     for (config, expected) in [
-        (
-            "[interpreters.x]\nextensions = \"x\"\ncommand = [\"x\"]\n",
-            "line 2",
-        ),
-        (
-            "[interpreters.x]\nextensions = [\"x\"]\ncommand = []\n",
-            "command: is empty",
-        ),
+        ("[interpreters.x]\nextensions = \"x\"\ncommand = [\"x\"]\n", "line 2"),
+        ("[interpreters.x]\nextensions = [\"x\"]\ncommand = []\n", "command: is empty"),
         ("[interpreters.x\n", "line 1"),
     ] {
-        let root = TaskRoot::new()
-            .write("h.pl", "1;\n")
-            .write("interpreters.toml", config);
+        let root = TaskRoot::new().write("h.pl", "1;\n").write("interpreters.toml", config);
         let (post, _) = init_error(&root, "h.handler", &[]);
         assert_error(&post, "Runtime.InvalidConfig", &[expected]);
     }
@@ -128,47 +106,25 @@ fn a_bootstrap_config_that_does_not_exist_is_an_error() {
     let root = TaskRoot::new().write("h.pl", "1;\n");
     let missing = root.file("nope.toml").display().to_string();
     let (post, _) = init_error(&root, "h.handler", &[("BOOTSTRAP_CONFIG", Some(&missing))]);
-    assert_error(
-        &post,
-        "Runtime.InvalidConfig",
-        &[&missing, "BOOTSTRAP_CONFIG"],
-    );
+    assert_error(&post, "Runtime.InvalidConfig", &[&missing, "BOOTSTRAP_CONFIG"]);
 }
 
 #[test]
 fn missing_runners_are_an_init_error() {
     let root = TaskRoot::new().write("h.pl", "1;\n");
-    let (post, _) = init_error(
-        &root,
-        "h.handler",
-        &[("BOOTSTRAP_RUNNERS", Some("/nonexistent/layers"))],
-    );
-    assert_error(
-        &post,
-        "Runtime.InterpreterNotFound",
-        &["/nonexistent/layers", "layer"],
-    );
+    let (post, _) =
+        init_error(&root, "h.handler", &[("BOOTSTRAP_RUNNERS", Some("/nonexistent/layers"))]);
+    assert_error(&post, "Runtime.InterpreterNotFound", &["/nonexistent/layers", "layer"]);
 }
 
 #[test]
 fn an_unset_handler_or_task_root_is_an_error() {
     let root = TaskRoot::new().script("h", "#!/bin/sh\n");
     let (post, _) = init_error(&root, "h.handler", &[("_HANDLER", None)]);
-    assert_error(
-        &post,
-        "Runtime.MalformedHandlerName",
-        &["_HANDLER is not set"],
-    );
+    assert_error(&post, "Runtime.MalformedHandlerName", &["_HANDLER is not set"]);
     let (post, _) = init_error(&root, "h.handler", &[("LAMBDA_TASK_ROOT", None)]);
-    assert_error(
-        &post,
-        "Runtime.InvalidTaskRoot",
-        &["LAMBDA_TASK_ROOT is not set"],
-    );
-    let (post, _) = init_error(
-        &root,
-        "h.handler",
-        &[("LAMBDA_TASK_ROOT", Some("/nonexistent/task"))],
-    );
+    assert_error(&post, "Runtime.InvalidTaskRoot", &["LAMBDA_TASK_ROOT is not set"]);
+    let (post, _) =
+        init_error(&root, "h.handler", &[("LAMBDA_TASK_ROOT", Some("/nonexistent/task"))]);
     assert_error(&post, "Runtime.InvalidTaskRoot", &["/nonexistent/task"]);
 }

@@ -3,11 +3,8 @@ use serde_json::json;
 use crate::support::*;
 
 /// (interpreter, fixture directory, extension, reply the echo adds)
-const LANGUAGES: [(&str, &str, &str); 3] = [
-    ("perl", "perl", "pl"),
-    ("python3", "python", "py"),
-    ("node", "node", "js"),
-];
+const LANGUAGES: [(&str, &str, &str); 3] =
+    [("perl", "perl", "pl"), ("python3", "python", "py"), ("node", "node", "js")];
 
 fn serve_one(lang: &str, ext: &str, fixture: &str, event: Event) -> (Post, String) {
     let api = MockApi::start();
@@ -25,23 +22,14 @@ fn echo_in_every_language_keeps_prints_out_of_the_response() {
         if !have(program) {
             continue;
         }
-        let (post, log) = serve_one(
-            lang,
-            ext,
-            "echo",
-            Event::new("r1", &br#"{"a":[1,"x"]}"#[..]),
-        );
+        let (post, log) = serve_one(lang, ext, "echo", Event::new("r1", &br#"{"a":[1,"x"]}"#[..]));
         assert_eq!(
             post.path,
             "/2018-06-01/runtime/invocation/r1/response",
             "{lang}: {}",
             post.body_text()
         );
-        assert_eq!(
-            post.json(),
-            json!({"a": [1, "x"], "reply": format!("{lang} ok")}),
-            "{lang}"
-        );
+        assert_eq!(post.json(), json!({"a": [1, "x"], "reply": format!("{lang} ok")}), "{lang}");
         assert!(
             log.contains("log line from handler"),
             "{lang}: handler prints belong in the log:\n{log}"
@@ -60,10 +48,7 @@ fn shell_echo_gets_the_event_as_its_first_argument() {
         "echo",
         Event::new("r1", &br#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#[..]),
     );
-    assert_eq!(
-        post.body_text(),
-        r#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#
-    );
+    assert_eq!(post.body_text(), r#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#);
     assert!(log.contains("log line from handler"), "{log}");
 }
 
@@ -91,10 +76,7 @@ fn context_reaches_every_language() {
                 "{lang}"
             );
             let remaining = body["remaining_ms"].as_i64().unwrap_or(-1);
-            assert!(
-                (1..=30_000).contains(&remaining),
-                "{lang}: remaining_ms {remaining}"
-            );
+            assert!((1..=30_000).contains(&remaining), "{lang}: remaining_ms {remaining}");
         }
     }
 }
@@ -103,13 +85,7 @@ fn context_reaches_every_language() {
 fn handler_errors_keep_their_class_name() {
     let cases = [
         ("perl", "perl", "pl", "Error", "Function.Error"),
-        (
-            "python3",
-            "python",
-            "py",
-            "ValueError",
-            "Function.ValueError",
-        ),
+        ("python3", "python", "py", "ValueError", "Function.ValueError"),
         ("node", "node", "js", "TypeError", "Function.TypeError"),
     ];
     for (program, lang, ext, error_type, header) in cases {
@@ -117,22 +93,12 @@ fn handler_errors_keep_their_class_name() {
             continue;
         }
         let (post, _) = serve_one(lang, ext, "raise", Event::new("r1", "{}"));
-        assert_eq!(
-            post.path, "/2018-06-01/runtime/invocation/r1/error",
-            "{lang}"
-        );
+        assert_eq!(post.path, "/2018-06-01/runtime/invocation/r1/error", "{lang}");
         assert_error(&post, error_type, &["bad input"]);
-        assert_eq!(
-            post.header("Lambda-Runtime-Function-Error-Type"),
-            Some(header),
-            "{lang}"
-        );
+        assert_eq!(post.header("Lambda-Runtime-Function-Error-Type"), Some(header), "{lang}");
         if lang == "python" {
             let trace = post.json()["stackTrace"].to_string();
-            assert!(
-                trace.contains("raise ValueError"),
-                "python traceback: {trace}"
-            );
+            assert!(trace.contains("raise ValueError"), "python traceback: {trace}");
         }
     }
 }
@@ -195,30 +161,20 @@ fn perl_finds_methods_in_a_package_named_after_the_file() {
     let root = TaskRoot::new().copy("perl/Pkg.pm", "lib/Pkg.pm");
     let _bootstrap = Bootstrap::start(&api, &root, "lib/Pkg.handler");
     api.push(Event::new("r1", "abc"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
-        "pkg:abc"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "pkg:abc");
     drop(_bootstrap);
     let api = MockApi::start();
     let root = TaskRoot::new().copy("perl/Pkg.pm", "Pkg.pm");
     let _bootstrap = Bootstrap::start(&api, &root, "Pkg.Pkg::handler");
     api.push(Event::new("r1", "q"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
-        "pkg:q"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "pkg:q");
 }
 
 #[test]
 fn an_executable_gets_the_event_on_stdin_the_method_as_argument_and_the_task_root_as_cwd() {
     let api = MockApi::start();
-    let root = TaskRoot::new().script(
-        "bin/run",
-        "#!/bin/sh\nprintf '%s|%s|' \"$1\" \"$(pwd)\"\ncat\n",
-    );
+    let root =
+        TaskRoot::new().script("bin/run", "#!/bin/sh\nprintf '%s|%s|' \"$1\" \"$(pwd)\"\ncat\n");
     let _bootstrap = Bootstrap::start(&api, &root, "bin/run.go");
     api.push(Event::new("r1", "EVENT"));
     let post = api.expect_post("/runtime/invocation/r1/response");
@@ -233,12 +189,8 @@ fn per_event_variables_never_leak_into_the_next_event() {
                   \"${LAMBDA_RUNTIME_CLIENT_CONTEXT-unset}\" \"${LAMBDA_RUNTIME_COGNITO_IDENTITY-unset}\" \"${LAMBDA_RUNTIME_AWS_TENANT_ID-unset}\"\n";
     let root = TaskRoot::new().script("env", script);
     // The bootstrap's own environment holds a stale trace id: it must not reach a handler.
-    let _bootstrap = Bootstrap::start_with(
-        &api,
-        &root,
-        "env.handler",
-        &[("_X_AMZN_TRACE_ID", Some("stale"))],
-    );
+    let _bootstrap =
+        Bootstrap::start_with(&api, &root, "env.handler", &[("_X_AMZN_TRACE_ID", Some("stale"))]);
     api.push(
         Event::new("r1", "{}")
             .header("Lambda-Runtime-Trace-Id", "Root=1-a")
@@ -247,14 +199,12 @@ fn per_event_variables_never_leak_into_the_next_event() {
             .header("Lambda-Runtime-Aws-Tenant-Id", "t-1"),
     );
     assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
+        api.expect_post("/runtime/invocation/r1/response").body_text(),
         "/tmp|r1|Root=1-a|{\"c\":1}|{\"i\":2}|t-1"
     );
     api.push(Event::new("r2", "{}"));
     assert_eq!(
-        api.expect_post("/runtime/invocation/r2/response")
-            .body_text(),
+        api.expect_post("/runtime/invocation/r2/response").body_text(),
         "/tmp|r2|unset|unset|unset|unset"
     );
 }
@@ -262,11 +212,7 @@ fn per_event_variables_never_leak_into_the_next_event() {
 #[test]
 fn ruby_and_php_run_from_the_example_entries() {
     for (program, file, code) in [
-        (
-            "ruby",
-            "h.rb",
-            "input = STDIN.read\nprint \"ruby:#{ARGV[0]}:#{input}\"\n",
-        ),
+        ("ruby", "h.rb", "input = STDIN.read\nprint \"ruby:#{ARGV[0]}:#{input}\"\n"),
         (
             "php",
             "h.php",
@@ -281,11 +227,7 @@ fn ruby_and_php_run_from_the_example_entries() {
         let _bootstrap = Bootstrap::start(&api, &root, "h.handler");
         api.push(Event::new("r1", "{}"));
         let post = api.expect_post("/runtime/invocation/r1/response");
-        assert_eq!(
-            post.body_text(),
-            format!("{}:handler:{{}}", program),
-            "{program}"
-        );
+        assert_eq!(post.body_text(), format!("{}:handler:{{}}", program), "{program}");
     }
 }
 
@@ -320,16 +262,12 @@ fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
                     assert_error(&post, error_type, &[message]);
                 }
                 api.push(Event::new("ok", "{\"do\":\"nothing\"}"));
-                let body = api
-                    .expect_post("/runtime/invocation/ok/response")
-                    .body_text();
+                let body = api.expect_post("/runtime/invocation/ok/response").body_text();
                 assert!(body == "fine" || body == "\"fine\"", "{lang}: {body}");
             })
         })
         .collect();
     for thread in threads {
-        thread
-            .join()
-            .expect("a language failed; see its panic above");
+        thread.join().expect("a language failed; see its panic above");
     }
 }

@@ -7,12 +7,7 @@ fn invoke_prints_the_response_for_an_event_file() {
     }
     let root = TaskRoot::new().copy("perl/seed.pl", "lambda_script.pl");
     let event = fixture("events/hello.json").display().to_string();
-    let out = run_cli(
-        &root,
-        &["invoke", "--handler", "lambda_script.handler", &event],
-        &[],
-        None,
-    );
+    let out = run_cli(&root, &["invoke", "--handler", "lambda_script.handler", &event], &[], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["request"], "Hey perl lambda!!");
@@ -22,12 +17,7 @@ fn invoke_prints_the_response_for_an_event_file() {
 #[test]
 fn invoke_reads_stdin_and_defaults_to_an_empty_object() {
     let root = TaskRoot::new().script("cat", "#!/bin/sh\nexec cat\n");
-    let out = run_cli(
-        &root,
-        &["invoke", "--handler", "cat.h", "-"],
-        &[],
-        Some(b"from stdin"),
-    );
+    let out = run_cli(&root, &["invoke", "--handler", "cat.h", "-"], &[], Some(b"from stdin"));
     assert_eq!(text(&out.stdout), "from stdin");
     let out = run_cli(&root, &["invoke"], &[("_HANDLER", "cat.h")], None);
     assert_eq!(text(&out.stdout), "{}");
@@ -42,44 +32,23 @@ fn invoke_prints_the_error_json_and_exits_non_zero() {
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["errorType"], "Runtime.ExitError");
     assert!(body["errorMessage"].as_str().unwrap().contains("status 4"));
-    assert!(
-        text(&out.stderr).contains("oops"),
-        "handler stderr goes to the log"
-    );
+    assert!(text(&out.stderr).contains("oops"), "handler stderr goes to the log");
 }
 
 #[test]
 fn invoke_enforces_its_timeout() {
     let root = TaskRoot::new().script("slow", "#!/bin/sh\nsleep 1000\n");
-    let out = run_cli(
-        &root,
-        &["invoke", "--handler", "slow.h", "--timeout", "0.3"],
-        &[],
-        None,
-    );
+    let out = run_cli(&root, &["invoke", "--handler", "slow.h", "--timeout", "0.3"], &[], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stdout).contains("Runtime.Timeout"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("Runtime.Timeout"), "{}", text(&out.stdout));
 }
 
 #[test]
 fn invoke_reports_init_errors_like_the_loop() {
     let root = TaskRoot::new();
-    let out = run_cli(
-        &root,
-        &["invoke", "--handler", "missing.handler"],
-        &[],
-        None,
-    );
+    let out = run_cli(&root, &["invoke", "--handler", "missing.handler"], &[], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stdout).contains("Runtime.HandlerNotFound"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("Runtime.HandlerNotFound"), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -109,10 +78,7 @@ fn check_prints_the_resolved_file_interpreter_and_argv() {
         "\"handler\"",
         "event via:   stdin",
     ] {
-        assert!(
-            shown.contains(expected),
-            "missing {expected:?} in:\n{shown}"
-        );
+        assert!(shown.contains(expected), "missing {expected:?} in:\n{shown}");
     }
 }
 
@@ -121,11 +87,7 @@ fn check_fails_with_the_init_message() {
     let root = TaskRoot::new().write("h.pl", "1;\n").write("h.py", "\n");
     let out = run_cli(&root, &["check", "--handler", "h.handler"], &[], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("ambiguous"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("ambiguous"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -148,11 +110,7 @@ fn runners_are_found_beside_the_checkout_build_without_configuration() {
 fn help_and_version() {
     let root = TaskRoot::new();
     let out = run_cli(&root, &["--version"], &[], None);
-    assert!(
-        text(&out.stdout).starts_with("bootstrap "),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).starts_with("bootstrap "), "{}", text(&out.stdout));
     let out = run_cli(&root, &["--help"], &[], None);
     let help = text(&out.stdout);
     for word in ["invoke", "check", "AWS_LAMBDA_RUNTIME_API"] {
@@ -165,11 +123,7 @@ fn without_a_runtime_api_it_explains_how_to_run_locally() {
     let root = TaskRoot::new();
     let out = run_cli(&root, &[], &[], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("bootstrap invoke"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("bootstrap invoke"), "{}", text(&out.stderr));
 }
 
 /// An unzipped layer: `bootstrap`, `interpreters.toml` and the shell runner.
@@ -195,15 +149,7 @@ fn check_deploy(root: &TaskRoot, handler: &str) -> (bool, String) {
     let task = root.file("task").display().to_string();
     let out = run_cli(
         root,
-        &[
-            "check",
-            "--opt",
-            &opt,
-            "--task-root",
-            &task,
-            "--handler",
-            handler,
-        ],
+        &["check", "--opt", &opt, "--task-root", &task, "--handler", handler],
         &[],
         None,
     );
@@ -221,12 +167,7 @@ fn check_opt_passes_a_good_deployment() {
 #[test]
 fn check_opt_reports_each_deployment_problem_with_its_fix() {
     let cases: [(&str, &str, &str, &[&str]); 4] = [
-        (
-            "task/run",
-            "#!/bin/sh\ncat\n",
-            "run.handler",
-            &["not executable", "chmod +x"],
-        ),
+        ("task/run", "#!/bin/sh\ncat\n", "run.handler", &["not executable", "chmod +x"]),
         (
             "task/h.sh",
             "handler() {\r\n  printf ok\r\n}\r\n",
@@ -261,9 +202,7 @@ fn check_opt_reports_each_deployment_problem_with_its_fix() {
 fn check_opt_reports_an_interpreter_missing_from_lambdas_path_and_a_lost_run_bit() {
     let config =
         "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x-not-installed\", \"{file}\"]\n";
-    let root = TaskRoot::new()
-        .write("task/interpreters.toml", config)
-        .write("task/h.x", "");
+    let root = TaskRoot::new().write("task/interpreters.toml", config).write("task/h.x", "");
     let opt = layer_dir(&root);
     std::fs::set_permissions(
         opt.join("bootstrap"),
@@ -288,13 +227,9 @@ fn check_opt_reports_an_interpreter_missing_from_lambdas_path_and_a_lost_run_bit
     let shown = text(&out.stdout);
     assert!(!out.status.success());
     let bin = format!("{}/bin", opt.display());
-    for e in [
-        "x-not-installed",
-        "/usr/bin",
-        &bin,
-        "bootstrap is not executable",
-        "2 problems found",
-    ] {
+    for e in
+        ["x-not-installed", "/usr/bin", &bin, "bootstrap is not executable", "2 problems found"]
+    {
         assert!(shown.contains(e), "missing {e:?} in:\n{shown}");
     }
 }

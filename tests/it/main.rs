@@ -16,3 +16,5 @@ mod config;
 mod local;
 // The layer zips as Lambda unpacks them, on x86_64 and arm64, and with no libc at all.
 mod static_layers;
+// The deploy recipes under examples/.
+mod examples;

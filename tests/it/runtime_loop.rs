@@ -10,10 +10,7 @@ fn seed_perl_file_answers_through_the_loop() {
     let api = MockApi::start();
     let root = TaskRoot::new().copy("perl/seed.pl", "lambda_script.pl");
     let bootstrap = Bootstrap::start(&api, &root, "lambda_script.handler");
-    api.push(Event::new(
-        "req-1",
-        &br#"{"request":"Hey perl lambda!!"}"#[..],
-    ));
+    api.push(Event::new("req-1", &br#"{"request":"Hey perl lambda!!"}"#[..]));
     let post = api.expect_post("/runtime/invocation/req-1/response");
     let body = post.json();
     assert_eq!(body["request"], "Hey perl lambda!!");
@@ -32,17 +29,10 @@ fn serves_events_one_after_another_on_one_connection() {
         let post = api.expect_post(&format!("/runtime/invocation/r{i}/response"));
         assert_eq!(post.body_text(), format!("{{\"n\":{i}}}"));
     }
-    assert_eq!(
-        api.connections(),
-        1,
-        "every request should reuse one kept-alive connection"
-    );
+    assert_eq!(api.connections(), 1, "every request should reuse one kept-alive connection");
     let log = bootstrap.stop();
     for i in 0..5 {
-        assert!(
-            log.contains(&format!("r{i} ok in")),
-            "one log line per event:\n{log}"
-        );
+        assert!(log.contains(&format!("r{i} ok in")), "one log line per event:\n{log}");
     }
 }
 
@@ -50,10 +40,8 @@ fn serves_events_one_after_another_on_one_connection() {
 fn response_bytes_are_posted_unchanged() {
     let api = MockApi::start();
     // Newlines, quotes, shell metacharacters, NUL and invalid UTF-8.
-    let root = TaskRoot::new().script(
-        "bytes",
-        "#!/bin/sh\nprintf 'a\\nb \"$(x)\" `y` ;\\000\\377\\n\\n'\n",
-    );
+    let root = TaskRoot::new()
+        .script("bytes", "#!/bin/sh\nprintf 'a\\nb \"$(x)\" `y` ;\\000\\377\\n\\n'\n");
     let _bootstrap = Bootstrap::start(&api, &root, "bytes.handler");
     api.push(Event::new("r1", "{}"));
     let post = api.expect_post("/runtime/invocation/r1/response");
@@ -65,11 +53,7 @@ fn address_with_scheme_and_prefix_works() {
     for (prefix, with_scheme) in [("/.rt", true), ("/.rt/fn", false)] {
         let api = MockApi::with_options(prefix, false);
         let root = TaskRoot::new().script("echo", "#!/bin/sh\ncat\n");
-        let address = if with_scheme {
-            format!("http://{}", api.address())
-        } else {
-            api.address()
-        };
+        let address = if with_scheme { format!("http://{}", api.address()) } else { api.address() };
         let _bootstrap = Bootstrap::start_with(
             &api,
             &root,
@@ -108,11 +92,7 @@ fn a_500_from_next_ends_the_process_with_an_error() {
 fn an_unreachable_api_is_named_in_the_error() {
     let root = TaskRoot::new().script("echo", "#!/bin/sh\ncat\n");
     // A port that was just free: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let api = MockApi::start();
     let address = format!("127.0.0.1:{port}");
     let mut bootstrap = Bootstrap::start_with(
@@ -128,10 +108,8 @@ fn an_unreachable_api_is_named_in_the_error() {
 #[test]
 fn a_failed_event_does_not_end_the_loop() {
     let api = MockApi::start();
-    let root = TaskRoot::new().script(
-        "h",
-        "#!/bin/sh\nread -r line\ncase $line in fail*) exit 9;; esac\nprintf ok\n",
-    );
+    let root = TaskRoot::new()
+        .script("h", "#!/bin/sh\nread -r line\ncase $line in fail*) exit 9;; esac\nprintf ok\n");
     let _bootstrap = Bootstrap::start(&api, &root, "h.handler");
     api.push(Event::new("r1", "fail\n"));
     assert_error(
@@ -140,11 +118,7 @@ fn a_failed_event_does_not_end_the_loop() {
         &["status 9"],
     );
     api.push(Event::new("r2", "fine\n"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r2/response")
-            .body_text(),
-        "ok"
-    );
+    assert_eq!(api.expect_post("/runtime/invocation/r2/response").body_text(), "ok");
 }
 
 #[test]
@@ -169,11 +143,7 @@ fn a_missing_request_id_stops_with_a_clear_error() {
     let mut bootstrap = Bootstrap::start(&api, &root, "echo.handler");
     api.push(Event::new("r1", "{}").without_header("Lambda-Runtime-Aws-Request-Id"));
     assert!(!bootstrap.wait_exit().success());
-    assert!(
-        bootstrap.log().contains("lambda-runtime-aws-request-id"),
-        "{}",
-        bootstrap.log()
-    );
+    assert!(bootstrap.log().contains("lambda-runtime-aws-request-id"), "{}", bootstrap.log());
     assert!(api.try_post(Duration::from_millis(1)).is_none());
 }
 
@@ -186,8 +156,5 @@ fn logs_never_hold_the_event_or_the_response() {
     api.expect_post("/runtime/invocation/r1/response");
     let log = bootstrap.stop();
     assert!(log.contains("r1 ok in"), "{log}");
-    assert!(
-        !log.contains("hunter2"),
-        "the event leaked into the log:\n{log}"
-    );
+    assert!(!log.contains("hunter2"), "the event leaked into the log:\n{log}");
 }

@@ -21,13 +21,8 @@ fn layer_zip(arch: &str) -> Option<PathBuf> {
 /// Unzips a layer into `<root>/opt`, as Lambda does into /opt.
 fn unzip_layer(zip: &Path, root: &TaskRoot) -> PathBuf {
     let opt = root.file("opt");
-    let status = Command::new("unzip")
-        .arg("-q")
-        .arg(zip)
-        .arg("-d")
-        .arg(&opt)
-        .status()
-        .expect("run unzip");
+    let status =
+        Command::new("unzip").arg("-q").arg(zip).arg("-d").arg(&opt).status().expect("run unzip");
     assert!(status.success(), "unzip {}", zip.display());
     opt
 }
@@ -47,15 +42,9 @@ fn each_layer_zip_serves_an_event_from_an_unzipped_opt() {
         let root = TaskRoot::new().write("task/handler.sh", &example);
         let opt = unzip_layer(&zip, &root);
         let bootstrap = opt.join("bootstrap");
-        let mode = fs::metadata(&bootstrap)
-            .expect("bootstrap at the zip root")
-            .permissions()
-            .mode();
-        assert_eq!(
-            mode & 0o111,
-            0o111,
-            "{arch}: the run bit was lost ({mode:o})"
-        );
+        let mode =
+            fs::metadata(&bootstrap).expect("bootstrap at the zip root").permissions().mode();
+        assert_eq!(mode & 0o111, 0o111, "{arch}: the run bit was lost ({mode:o})");
         assert!(
             opt.join("interpreters.toml").is_file() && opt.join("layers/shell/runner.sh").is_file()
         );
@@ -70,10 +59,7 @@ fn each_layer_zip_serves_an_event_from_an_unzipped_opt() {
         let api = MockApi::start();
         let task = root.file("task").display().to_string();
         // No BOOTSTRAP_RUNNERS: the runners must be found beside the unzipped bootstrap.
-        let env = [
-            ("BOOTSTRAP_RUNNERS", None),
-            ("LAMBDA_TASK_ROOT", Some(task.as_str())),
-        ];
+        let env = [("BOOTSTRAP_RUNNERS", None), ("LAMBDA_TASK_ROOT", Some(task.as_str()))];
         let _b = Bootstrap::launch(program, &api, &root, "handler.handler", &env);
         api.push(Event::new("r1", "{\"n\":1}"));
         let body = api.expect_post("/runtime/invocation/r1/response").json();
@@ -114,29 +100,17 @@ fn the_static_binary_runs_in_an_empty_root_without_any_libc() {
         .status()
         .unwrap();
     assert!(built.success(), "gcc -static");
-    let entries: Vec<_> = fs::read_dir(&jail)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        entries.len(),
-        2,
-        "the jail must hold only bootstrap and the handler: {entries:?}"
-    );
+    let entries: Vec<_> = fs::read_dir(&jail).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries.len(), 2, "the jail must hold only bootstrap and the handler: {entries:?}");
 
     let mut chroot = Command::new(find_on_path("chroot".as_ref()).unwrap());
     chroot.arg(&jail).arg("/bootstrap");
     let api = MockApi::start();
-    let env = [
-        ("LAMBDA_TASK_ROOT", Some("/")),
-        ("PATH", Some("/")),
-        ("BOOTSTRAP_RUNNERS", None),
-    ];
+    let env = [("LAMBDA_TASK_ROOT", Some("/")), ("PATH", Some("/")), ("BOOTSTRAP_RUNNERS", None)];
     let _b = Bootstrap::launch(chroot, &api, &root, "handler.run", &env);
     api.push(Event::new("r1", "{\"in\":\"jail\"}"));
     assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response")
-            .body_text(),
+        api.expect_post("/runtime/invocation/r1/response").body_text(),
         "static:{\"in\":\"jail\"}"
     );
 }

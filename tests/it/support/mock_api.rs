@@ -29,10 +29,7 @@ impl Event {
             status: 200,
             headers: vec![
                 ("Lambda-Runtime-Aws-Request-Id".into(), id.into()),
-                (
-                    "Lambda-Runtime-Deadline-Ms".into(),
-                    deadline_in(Duration::from_secs(30)),
-                ),
+                ("Lambda-Runtime-Deadline-Ms".into(), deadline_in(Duration::from_secs(30))),
                 (
                     "Lambda-Runtime-Invoked-Function-Arn".into(),
                     "arn:aws:lambda:us-east-1:123456789012:function:test".into(),
@@ -70,9 +67,7 @@ impl Event {
 }
 
 pub fn deadline_in(d: Duration) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
     (now + d).as_millis().to_string()
 }
 
@@ -86,10 +81,7 @@ pub struct Post {
 
 impl Post {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> String {
@@ -98,11 +90,7 @@ impl Post {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "post to {} is not JSON ({e}): {}",
-                self.path,
-                self.body_text()
-            )
+            panic!("post to {} is not JSON ({e}): {}", self.path, self.body_text())
         })
     }
 }
@@ -158,12 +146,7 @@ impl MockApi {
                 thread::spawn(move || serve_connection(stream, &shared, &tx, &prefix));
             }
         });
-        MockApi {
-            addr,
-            prefix: prefix.to_string(),
-            shared,
-            posts,
-        }
+        MockApi { addr, prefix: prefix.to_string(), shared, posts }
     }
 
     /// `127.0.0.1:PORT` plus the prefix, as `AWS_LAMBDA_RUNTIME_API` would hold it.
@@ -190,12 +173,7 @@ impl MockApi {
     pub fn expect_post(&self, path: &str) -> Post {
         let post = self.next_post();
         let want = format!("{}/2018-06-01{path}", self.prefix);
-        assert_eq!(
-            post.path,
-            want,
-            "post went to the wrong endpoint; body: {}",
-            post.body_text()
-        );
+        assert_eq!(post.path, want, "post went to the wrong endpoint; body: {}", post.body_text());
         post
     }
 
@@ -250,22 +228,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared, posts: &Sender<Post>, pr
         let answer = if method == "GET" && path == format!("{base}/runtime/invocation/next") {
             next_event(shared)
         } else if method == "POST" && path.starts_with(&base) {
-            let _ = posts.send(Post {
-                path,
-                headers,
-                body,
-            });
-            Event {
-                status: 202,
-                headers: Vec::new(),
-                body: br#"{"status":"OK"}"#.to_vec(),
-            }
+            let _ = posts.send(Post { path, headers, body });
+            Event { status: 202, headers: Vec::new(), body: br#"{"status":"OK"}"#.to_vec() }
         } else {
-            Event {
-                status: 404,
-                headers: Vec::new(),
-                body: b"not a Runtime API path".to_vec(),
-            }
+            Event { status: 404, headers: Vec::new(), body: b"not a Runtime API path".to_vec() }
         };
         if write_response(&mut writer, &answer).is_err() {
             return;
@@ -285,11 +251,7 @@ fn next_event(shared: &Shared) -> Event {
             return Event::status(500);
         }
         if shared.idle_204 {
-            return Event {
-                status: 204,
-                headers: Vec::new(),
-                body: Vec::new(),
-            };
+            return Event { status: 204, headers: Vec::new(), body: Vec::new() };
         }
         queue = shared.ready.wait(queue).expect("queue lock");
     }
@@ -317,17 +279,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
     let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
+        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
     };
     let body = if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         read_chunked(reader)?
     } else {
-        let len: usize = find("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let len: usize = find("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; len];
         reader.read_exact(&mut body).ok()?;
         body
@@ -360,11 +317,8 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
 }
 
 fn write_response(writer: &mut TcpStream, answer: &Event) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {} Status\r\nContent-Length: {}\r\n",
-        answer.status,
-        answer.body.len()
-    );
+    let mut head =
+        format!("HTTP/1.1 {} Status\r\nContent-Length: {}\r\n", answer.status, answer.body.len());
     for (name, value) in &answer.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

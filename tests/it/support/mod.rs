@@ -26,9 +26,7 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 pub fn find_on_path(program: &std::ffi::OsStr) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
 /// Whether `program` is on PATH. A missing interpreter skips its tests with a printed reason,
@@ -173,19 +171,14 @@ impl Bootstrap {
         env: &[(&str, Option<&str>)],
     ) -> Bootstrap {
         let mut command = clean_environment(program, root);
-        command
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env("_HANDLER", handler);
+        command.env("AWS_LAMBDA_RUNTIME_API", api.address()).env("_HANDLER", handler);
         for (name, value) in env {
             match value {
                 Some(v) => command.env(name, v),
                 None => command.env_remove(name),
             };
         }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("start bootstrap");
         let pid = child.id();
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -197,9 +190,7 @@ impl Bootstrap {
                 if n == 0 {
                     break;
                 }
-                sink.lock()
-                    .expect("stderr lock")
-                    .extend_from_slice(&buf[..n]);
+                sink.lock().expect("stderr lock").extend_from_slice(&buf[..n]);
             }
         });
         let (tx, exit) = mpsc::channel();
@@ -208,23 +199,14 @@ impl Bootstrap {
                 let _ = tx.send(status);
             }
         });
-        Bootstrap {
-            pid,
-            exit,
-            status: None,
-            stderr,
-            stderr_reader: Some(stderr_reader),
-        }
+        Bootstrap { pid, exit, status: None, stderr, stderr_reader: Some(stderr_reader) }
     }
 
     /// Waits for the binary to exit by itself (it should, promptly).
     #[track_caller]
     pub fn wait_exit(&mut self) -> ExitStatus {
         let status = self.exit.recv_timeout(PATIENCE).unwrap_or_else(|_| {
-            panic!(
-                "bootstrap did not exit within {PATIENCE:?}; log:\n{}",
-                self.log()
-            )
+            panic!("bootstrap did not exit within {PATIENCE:?}; log:\n{}", self.log())
         });
         self.status = Some(status);
         self.join_stderr();
@@ -277,11 +259,7 @@ pub fn run_cli(
     for (name, value) in env {
         command.env(name, value);
     }
-    command.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    command.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().expect("run bootstrap");
     if let Some(input) = input {
@@ -306,10 +284,7 @@ pub fn assert_error(post: &Post, error_type: &str, message_has: &[&str]) {
     let header = post.header("Lambda-Runtime-Function-Error-Type");
     let got_type = body["errorType"].as_str().unwrap_or("<missing>");
     let message = body["errorMessage"].as_str().unwrap_or("<missing>");
-    let missing: Vec<&&str> = message_has
-        .iter()
-        .filter(|s| !message.contains(**s))
-        .collect();
+    let missing: Vec<&&str> = message_has.iter().filter(|s| !message.contains(**s)).collect();
     assert!(
         got_type == error_type
             && missing.is_empty()
@@ -325,8 +300,8 @@ pub fn assert_error(post: &Post, error_type: &str, message_has: &[&str]) {
 pub fn is_gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        }
     }
 }
