@@ -22,7 +22,7 @@ use crate::command::Placeholder;
 use crate::config::PayloadVia;
 use crate::handler::Handler;
 use crate::invocation::{Diagnostic, Invocation};
-use crate::process;
+use crate::{process, shutdown};
 
 /// Lambda's hard edge for a buffered response: 6 MiB + 100 bytes.
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
@@ -50,6 +50,7 @@ pub const RESPONSE_TOO_LARGE: &str = "Runtime.ResponseTooLarge";
 pub const EVENT_TOO_LARGE: &str = "Runtime.EventTooLarge";
 pub const INVALID_EVENT: &str = "Runtime.InvalidEvent";
 pub const SPAWN_ERROR: &str = "Runtime.SpawnError";
+pub const SHUTDOWN: &str = "Runtime.Shutdown";
 
 /// Per-event environment variables, each set only when Lambda sent the header.
 pub const ENV_REQUEST_ID: &str = "LAMBDA_RUNTIME_AWS_REQUEST_ID";
@@ -205,6 +206,7 @@ struct Finished {
 
 fn supervise(mut child: Child, event: &[u8], feed_stdin: bool, kill_at: Instant) -> Finished {
     let pid = child.id();
+    shutdown::track(pid);
     let (tx, rx) = mpsc::channel();
     if feed_stdin && let Some(mut stdin) = child.stdin.take() {
         let event = event.to_vec();
@@ -246,6 +248,7 @@ fn supervise(mut child: Child, event: &[u8], feed_stdin: bool, kill_at: Instant)
     // The child is a zombie now, so its pid still names its group: kill what it left behind,
     // then reap it, then anything that escaped the group.
     process::kill_group(pid);
+    shutdown::untrack(pid);
     finished.status = child.wait();
     process::kill_orphans();
     collect_pipes(&rx, &mut finished);
@@ -292,6 +295,12 @@ fn collect_pipes(rx: &Receiver<Report>, finished: &mut Finished) {
 
 impl Finished {
     fn into_outcome(self, elapsed: Duration) -> Outcome {
+        if shutdown::requested() {
+            return Outcome::Failed(Diagnostic::new(
+                SHUTDOWN,
+                "the runtime is shutting down (it received SIGTERM or SIGINT): the handler was stopped",
+            ));
+        }
         if self.timed_out {
             return Outcome::Failed(Diagnostic::new(
                 TIMEOUT,

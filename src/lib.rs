@@ -18,3 +18,4 @@ pub mod log;
 pub mod process;
 pub mod runtime;
 pub mod runtime_api;
+pub mod shutdown;

@@ -12,15 +12,19 @@ use crate::invocation::{Deadline, Diagnostic, Invocation, RequestId};
 use crate::invoke::{Outcome, invoke as invoke_handler};
 use crate::lambda_env::{ENV_HANDLER, LambdaEnv};
 use crate::runtime_api::MAX_EVENT_BYTES;
-use crate::{doctor, fatal, info, process, warn};
+use crate::{doctor, fatal, info, process, shutdown, warn};
 
 const INVALID_EVENT: &str = "Runtime.InvalidEvent";
 
-/// Makes bootstrap the reaper of orphaned handler processes, so `invoke` can kill a grandchild
-/// that escaped its process group (as the Lambda loop does).
-pub fn adopt_orphans() {
+/// Makes bootstrap the reaper of orphaned handler processes, so that a grandchild which escaped
+/// its process group can be killed, and stops the running handler on SIGTERM or SIGINT (see
+/// `shutdown`). The Lambda loop and `invoke` both call it.
+pub fn guard_handlers() {
     if let Err(e) = process::become_subreaper() {
         warn!("cannot become the reaper of orphaned handler processes: {e}");
+    }
+    if let Err(e) = shutdown::install() {
+        warn!("cannot handle SIGTERM and SIGINT: {e}");
     }
 }
 
@@ -94,7 +98,8 @@ fn check_deployment(env: &LambdaEnv, target: &Target, opt: &Path) -> bool {
 
 /// `bootstrap invoke`: runs one event and prints the response, or the error JSON.
 pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Path>) -> bool {
-    adopt_orphans();
+    guard_handlers();
+    let _answering = shutdown::event_started();
     let outcome = prepare(env, target, timeout, event).map(|(handler, invocation)| {
         let outcome = invoke_handler(&handler, &invocation);
         if let Outcome::Failed(d) = &outcome {

@@ -69,8 +69,8 @@ fn serve(env: &LambdaEnv) -> bool {
         }
     };
 
-    // 3. Adopt orphaned grandchildren, so that none outlives its event.
-    local::adopt_orphans();
+    // 3. Adopt orphaned grandchildren and handle SIGTERM, so that no handler outlives us.
+    local::guard_handlers();
 
     // 4. The loop, until the Runtime API fails.
     let error = runtime::serve(&api, &handler);

@@ -9,6 +9,7 @@ use crate::handler::Handler;
 use crate::invocation::Invocation;
 use crate::invoke::{Outcome, invoke};
 use crate::runtime_api::{ApiError, Next, RuntimeApi};
+use crate::shutdown;
 use crate::{info, warn};
 
 /// First and longest pause after a 204 from `/next`. Lambda itself never answers 204; local
@@ -31,6 +32,7 @@ pub fn serve(api: &RuntimeApi, handler: &Handler) -> ApiError {
                 continue;
             }
             Next::Unusable(id, diagnostic) => {
+                let _answering = shutdown::event_started();
                 warn!("{id}: cannot run this invocation: {}", diagnostic.error_message);
                 api.post_error(&id, &diagnostic)
             }
@@ -49,6 +51,7 @@ pub fn serve(api: &RuntimeApi, handler: &Handler) -> ApiError {
 }
 
 fn run_one(api: &RuntimeApi, handler: &Handler, invocation: &Invocation) -> Result<(), ApiError> {
+    let _answering = shutdown::event_started();
     let started = Instant::now();
     let outcome = invoke(handler, invocation);
     let ms = started.elapsed().as_secs_f64() * 1000.0;

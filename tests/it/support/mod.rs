@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 pub use mock_api::{Event, MockApi, PATIENCE, Post};
@@ -142,7 +142,8 @@ pub struct Bootstrap {
     pid: u32,
     exit: Receiver<ExitStatus>,
     status: Option<ExitStatus>,
-    stderr: Arc<Mutex<Vec<u8>>>,
+    /// Everything it has logged, and a signal for each new piece.
+    stderr: Arc<(Mutex<Vec<u8>>, Condvar)>,
     stderr_reader: Option<thread::JoinHandle<()>>,
 }
 
@@ -181,7 +182,7 @@ impl Bootstrap {
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("start bootstrap");
         let pid = child.id();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let mut pipe = child.stderr.take().expect("stderr is piped");
         let sink = Arc::clone(&stderr);
         let stderr_reader = thread::spawn(move || {
@@ -190,7 +191,8 @@ impl Bootstrap {
                 if n == 0 {
                     break;
                 }
-                sink.lock().expect("stderr lock").extend_from_slice(&buf[..n]);
+                sink.0.lock().expect("stderr lock").extend_from_slice(&buf[..n]);
+                sink.1.notify_all();
             }
         });
         let (tx, exit) = mpsc::channel();
@@ -200,6 +202,10 @@ impl Bootstrap {
             }
         });
         Bootstrap { pid, exit, status: None, stderr, stderr_reader: Some(stderr_reader) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Waits for the binary to exit by itself (it should, promptly).
@@ -237,7 +243,24 @@ impl Bootstrap {
 
     /// What it has logged so far.
     pub fn log(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().expect("stderr lock")).into_owned()
+        String::from_utf8_lossy(&self.stderr.0.lock().expect("stderr lock")).into_owned()
+    }
+
+    /// Blocks until the log contains `text` (e.g. a line a handler wrote to stderr), and
+    /// returns the log so far.
+    #[track_caller]
+    pub fn wait_for_log(&self, text: &str) -> String {
+        let (lock, changed) = &*self.stderr;
+        let log = lock.lock().expect("stderr lock");
+        let (log, timeout) = changed
+            .wait_timeout_while(log, PATIENCE, |log| !String::from_utf8_lossy(log).contains(text))
+            .expect("stderr lock");
+        let log = String::from_utf8_lossy(&log).into_owned();
+        assert!(
+            !timeout.timed_out(),
+            "{text:?} did not appear in the log within {PATIENCE:?}:\n{log}"
+        );
+        log
     }
 }
 
