@@ -12,7 +12,7 @@ MAX_BINARY_BYTES := 3000000
 EXAMPLES := perl python shell
 QEMU_ARM64 ?= qemu-aarch64-static
 
-.PHONY: build test lint demo layer binaries test-arm64 interop clean
+.PHONY: build test lint demo layer binaries test-arm64 interop soak fuzz clean
 
 build:
 	$(CARGO) build --release
@@ -69,6 +69,15 @@ test-arm64:
 # Our bootstrap against cargo-lambda's Runtime API emulator, a peer we did not write.
 interop:
 	interop/run
+
+# 100,000 events through one bootstrap (the test suite runs 10,000): RSS, descriptors, children.
+soak:
+	BOOTSTRAP_SOAK_EVENTS=100000 $(CARGO) test --release --test it soak -- --nocapture
+
+# Each cargo-fuzz target for FUZZ_SECONDS (nightly toolchain; installs cargo-fuzz if missing).
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run $(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

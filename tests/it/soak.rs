@@ -1,0 +1,84 @@
+use std::fs;
+use std::process::Command;
+
+use crate::support::*;
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value")
+}
+
+fn open_fds(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).expect("fd directory").count()
+}
+
+/// Processes whose parent is `pid`, with their state letter.
+fn children(pid: u32) -> Vec<(u32, char)> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        if fields.next().and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            found.push((child, state));
+        }
+    }
+    found
+}
+
+/// The fastest handler we can make: a static C echo when gcc is here, else a shell `cat`.
+fn fast_handler(root: TaskRoot) -> TaskRoot {
+    if find_on_path("gcc".as_ref()).is_some() {
+        let source = root.file("echo.c");
+        fs::write(
+            &source,
+            "#include <unistd.h>\nint main(void) { char b[4096]; ssize_t n;\n\
+                            while ((n = read(0, b, sizeof b)) > 0) write(1, b, n); return 0; }\n",
+        )
+        .unwrap();
+        let built = Command::new("gcc")
+            .args(["-O2", "-static", "-o"])
+            .arg(root.file("echo"))
+            .arg(&source)
+            .status();
+        if built.is_ok_and(|s| s.success()) {
+            return root;
+        }
+    }
+    root.script("echo", "#!/bin/sh\nexec cat\n")
+}
+
+#[test]
+fn ten_thousand_events_leak_no_memory_descriptors_or_processes() {
+    let events: usize =
+        std::env::var("BOOTSTRAP_SOAK_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let api = MockApi::start();
+    let root = fast_handler(TaskRoot::new());
+    let bootstrap = Bootstrap::start(&api, &root, "echo.handler");
+    let pid = bootstrap.pid();
+    let mut baseline = None;
+    for i in 0..events {
+        let id = format!("soak-{i}");
+        let body = format!("{{\"n\":{i}}}");
+        api.push(Event::new(&id, body.clone()));
+        let post = api.expect_post(&format!("/runtime/invocation/{id}/response"));
+        assert_eq!(post.body_text(), body);
+        if i == 99 {
+            baseline = Some((rss_kib(pid), open_fds(pid)));
+        }
+    }
+    let (rss_at_100, fds_at_100) = baseline.expect("at least 100 events");
+    let (rss, fds) = (rss_kib(pid), open_fds(pid));
+    eprintln!(
+        "after {events} events: RSS {rss} KiB (after 100: {rss_at_100} KiB), {fds} fds (after 100: {fds_at_100})"
+    );
+    assert!(rss <= rss_at_100 + 1024, "RSS grew from {rss_at_100} KiB to {rss} KiB");
+    assert_eq!(fds, fds_at_100, "open file descriptors changed");
+    assert_eq!(children(pid), vec![], "bootstrap has children left between events");
+}
