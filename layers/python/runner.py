@@ -109,7 +109,7 @@ def _run(path, method, event_bytes):
     handler = _load(path, method)
     try:
         event = json.loads(event_bytes)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise Failure("Runtime.UnmarshalError", "Unable to parse the event as JSON: %s" % e)
     try:
         result = handler(event, Context(os.environ))

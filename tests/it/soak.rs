@@ -14,24 +14,6 @@ fn open_fds(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd")).expect("fd directory").count()
 }
 
-/// Processes whose parent is `pid`, with their state letter.
-fn children(pid: u32) -> Vec<(u32, char)> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        if fields.next().and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
-            found.push((child, state));
-        }
-    }
-    found
-}
-
 /// The fastest handler we can make: a static C echo when gcc is here, else a shell `cat`.
 fn fast_handler(root: TaskRoot) -> TaskRoot {
     if find_on_path("gcc".as_ref()).is_some() {
@@ -80,5 +62,5 @@ fn ten_thousand_events_leak_no_memory_descriptors_or_processes() {
     );
     assert!(rss <= rss_at_100 + 1024, "RSS grew from {rss_at_100} KiB to {rss} KiB");
     assert_eq!(fds, fds_at_100, "open file descriptors changed");
-    assert_eq!(children(pid), vec![], "bootstrap has children left between events");
+    assert_no_children(&bootstrap);
 }

@@ -328,3 +328,28 @@ pub fn is_gone(pid: u32) -> bool {
         }
     }
 }
+
+/// Processes whose parent is `pid`, with their state letter, read from `/proc`.
+pub fn children(pid: u32) -> Vec<(u32, char)> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        if fields.next().and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            found.push((child, state));
+        }
+    }
+    found
+}
+
+/// Asserts that bootstrap has no child processes (alive or zombie) between events.
+#[track_caller]
+pub fn assert_no_children(bootstrap: &Bootstrap) {
+    let left = children(bootstrap.pid());
+    assert!(left.is_empty(), "processes left behind by the last event (pid, state): {left:?}");
+}
