@@ -38,6 +38,18 @@ impl fmt::Display for Source {
     }
 }
 
+/// How bootstrap talks to the interpreter process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// One process per event: the event on stdin (or in argv, or a file), the response on stdout.
+    #[default]
+    Plain,
+    /// A runner that loads the handler once and exchanges length-prefixed frames on fds 3 and 4
+    /// (see `worker`); it can be started ahead of the event and serve several events.
+    Framed,
+}
+
 /// How the event reaches the interpreter, decided by the placeholders its command uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadVia {
@@ -55,6 +67,11 @@ pub struct Interpreter {
     /// argv; the first element is the program, looked up on `PATH` unless it holds a `/`.
     pub command: Vec<Template>,
     pub payload: PayloadVia,
+    pub protocol: Protocol,
+    /// Framed only: events one process serves before it is replaced; 0 means no limit.
+    pub events_per_process: u32,
+    /// Framed only: a worker whose resident memory passes this is killed and replaced.
+    pub max_rss_mb: Option<u64>,
     pub source: Source,
     /// The line of the `[interpreters.NAME]` entry in `source`.
     pub line: usize,
@@ -101,6 +118,10 @@ struct RawConfig {
 struct RawInterpreter {
     extensions: Spanned<Vec<String>>,
     command: Spanned<Vec<String>>,
+    #[serde(default)]
+    protocol: Protocol,
+    events_per_process: Option<Spanned<u32>>,
+    max_rss_mb: Option<Spanned<u64>>,
 }
 
 impl Config {
@@ -188,11 +209,43 @@ fn parse_layer(source: &Source, text: &str) -> Result<Vec<Interpreter>, ConfigEr
         }
         let (command, payload) = validate_command(raw.command.into_inner())
             .map_err(|m| error(format!("{cmd_at}: {m}")))?;
+        if raw.protocol == Protocol::Framed && payload != PayloadVia::Stdin {
+            return Err(error(format!(
+                "{cmd_at}: uses {{event}} or {{event_file}}, but protocol = \"framed\" passes the event \
+                 in frames\nhint: remove the placeholder, or set protocol = \"plain\""
+            )));
+        }
+        let framed_only = [
+            ("events_per_process", raw.events_per_process.as_ref().map(Spanned::span)),
+            ("max_rss_mb", raw.max_rss_mb.as_ref().map(Spanned::span)),
+        ];
+        for (key, span) in framed_only {
+            if let Some(span) = span
+                && raw.protocol == Protocol::Plain
+            {
+                return Err(error(format!(
+                    "{}: only applies to protocol = \"framed\"\nhint: add protocol = \"framed\" \
+                     (for a runner that speaks it) or remove {key}",
+                    at(key, span)
+                )));
+            }
+        }
+        if let Some(limit) = &raw.max_rss_mb
+            && *limit.get_ref() == 0
+        {
+            return Err(error(format!(
+                "{}: must be at least 1\nhint: remove it for no limit",
+                at("max_rss_mb", limit.span())
+            )));
+        }
         interpreters.push(Interpreter {
             name,
             extensions,
             command,
             payload,
+            protocol: raw.protocol,
+            events_per_process: raw.events_per_process.map_or(1, Spanned::into_inner),
+            max_rss_mb: raw.max_rss_mb.map(Spanned::into_inner),
             source: source.clone(),
             line,
         });

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::command::{Placeholder, Template};
-use crate::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia};
+use crate::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol};
 use crate::invocation::Diagnostic;
 use crate::lambda_env::{ENV_CONFIG, ENV_HANDLER, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
 
@@ -101,6 +101,21 @@ pub struct Handler {
 }
 
 impl Handler {
+    /// How bootstrap talks to the handler's process; executables are always plain.
+    pub fn protocol(&self) -> Protocol {
+        self.interpreter.as_ref().map_or(Protocol::Plain, |i| i.protocol)
+    }
+
+    /// Events one framed worker serves before it is replaced (0: no limit).
+    pub fn events_per_process(&self) -> u32 {
+        self.interpreter.as_ref().map_or(1, |i| i.events_per_process)
+    }
+
+    /// The resident-memory limit of a framed worker, in MiB.
+    pub fn max_rss_mb(&self) -> Option<u64> {
+        self.interpreter.as_ref().and_then(|i| i.max_rss_mb)
+    }
+
     /// Where to change how this handler is run, for hints: the interpreter's config entry.
     pub fn setting(&self) -> String {
         match &self.interpreter {

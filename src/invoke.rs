@@ -62,6 +62,18 @@ pub const ENV_CLIENT_CONTEXT: &str = "LAMBDA_RUNTIME_CLIENT_CONTEXT";
 pub const ENV_COGNITO_IDENTITY: &str = "LAMBDA_RUNTIME_COGNITO_IDENTITY";
 pub const ENV_TENANT_ID: &str = "LAMBDA_RUNTIME_AWS_TENANT_ID";
 
+/// Every per-event variable, so an inherited value can be removed.
+pub(crate) const PER_EVENT_VARIABLES: [&str; 8] = [
+    ENV_REQUEST_ID,
+    ENV_DEADLINE_MS,
+    ENV_FUNCTION_ARN,
+    ENV_TRACE_ID,
+    ENV_XRAY_TRACE_ID,
+    ENV_CLIENT_CONTEXT,
+    ENV_COGNITO_IDENTITY,
+    ENV_TENANT_ID,
+];
+
 /// What one event produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -86,7 +98,7 @@ fn run(handler: &Handler, invocation: &Invocation) -> Result<Outcome, Diagnostic
     if handler.payload == PayloadVia::Argument {
         check_argument(event, handler)?;
     }
-    let mut command = Command::new(&handler.program);
+    let mut command = base_command(handler);
     for arg in &handler.args {
         command.arg(arg.render(|p| {
             match p {
@@ -98,25 +110,36 @@ fn run(handler: &Handler, invocation: &Invocation) -> Result<Outcome, Diagnostic
             }
         }));
     }
-    set_environment(&mut command, handler, invocation);
+    for (name, value) in per_event_environment(invocation) {
+        match value {
+            Some(v) => command.env(name, v),
+            // Also removes a value bootstrap itself inherited: it must not pose as this event's.
+            None => command.env_remove(name),
+        };
+    }
     let stdin = if handler.payload == PayloadVia::Stdin { Stdio::piped() } else { Stdio::null() };
-    command
-        .current_dir(&handler.task_root)
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = command.spawn().map_err(|e| spawn_error(&e, handler))?;
-    let kill_at = Instant::now()
-        + invocation.deadline.remaining(SystemTime::now()).saturating_sub(DEADLINE_MARGIN);
+    let kill_at = kill_at(invocation);
     let started = Instant::now();
     let finished = supervise(child, event, handler.payload == PayloadVia::Stdin, kill_at);
     drop(event_file);
     Ok(finished.into_outcome(started.elapsed()))
 }
 
-fn set_environment(command: &mut Command, handler: &Handler, inv: &Invocation) {
-    let values: [(&str, Option<String>); 8] = [
+/// The handler's program in its own process group, in the task root, with `HOME` if needed.
+pub(crate) fn base_command(handler: &Handler) -> Command {
+    let mut command = Command::new(&handler.program);
+    command.current_dir(&handler.task_root).process_group(0);
+    if handler.needs_home {
+        command.env(crate::lambda_env::ENV_HOME, "/tmp");
+    }
+    command
+}
+
+/// The per-event variables, each `None` when Lambda did not send the value.
+pub(crate) fn per_event_environment(inv: &Invocation) -> [(&'static str, Option<String>); 8] {
+    [
         (ENV_REQUEST_ID, Some(inv.request_id.to_string())),
         (ENV_DEADLINE_MS, Some(inv.deadline.epoch_ms().to_string())),
         (ENV_FUNCTION_ARN, inv.invoked_function_arn.clone()),
@@ -125,17 +148,12 @@ fn set_environment(command: &mut Command, handler: &Handler, inv: &Invocation) {
         (ENV_CLIENT_CONTEXT, inv.client_context.clone()),
         (ENV_COGNITO_IDENTITY, inv.cognito_identity.clone()),
         (ENV_TENANT_ID, inv.tenant_id.clone()),
-    ];
-    for (name, value) in values {
-        match value {
-            Some(v) => command.env(name, v),
-            // Also removes a value bootstrap itself inherited: it must not pose as this event's.
-            None => command.env_remove(name),
-        };
-    }
-    if handler.needs_home {
-        command.env(crate::lambda_env::ENV_HOME, "/tmp");
-    }
+    ]
+}
+
+/// When to kill the handler: `DEADLINE_MARGIN` before the invocation's deadline.
+pub(crate) fn kill_at(inv: &Invocation) -> Instant {
+    Instant::now() + inv.deadline.remaining(SystemTime::now()).saturating_sub(DEADLINE_MARGIN)
 }
 
 fn check_argument(event: &[u8], handler: &Handler) -> Result<(), Diagnostic> {
@@ -165,7 +183,7 @@ fn check_argument(event: &[u8], handler: &Handler) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-fn spawn_error(e: &io::Error, handler: &Handler) -> Diagnostic {
+pub(crate) fn spawn_error(e: &io::Error, handler: &Handler) -> Diagnostic {
     let program = handler.program.display();
     let message = match e.kind() {
         io::ErrorKind::NotFound => {
@@ -296,30 +314,13 @@ fn collect_pipes(rx: &Receiver<Report>, finished: &mut Finished) {
 impl Finished {
     fn into_outcome(self, elapsed: Duration) -> Outcome {
         if shutdown::requested() {
-            return Outcome::Failed(Diagnostic::new(
-                SHUTDOWN,
-                "the runtime is shutting down (it received SIGTERM or SIGINT): the handler was stopped",
-            ));
+            return Outcome::Failed(shutdown_diagnostic());
         }
         if self.timed_out {
-            return Outcome::Failed(Diagnostic::new(
-                TIMEOUT,
-                format!(
-                    "handler timed out: killed after {:.2} s, {} ms before the invocation deadline\n\
-                     hint: raise the function timeout, or make the handler faster",
-                    elapsed.as_secs_f64(),
-                    DEADLINE_MARGIN.as_millis()
-                ),
-            ));
+            return Outcome::Failed(timeout_diagnostic(elapsed));
         }
         if self.too_large || matches!(self.stdout, Some(Captured::TooLarge)) {
-            return Outcome::Failed(Diagnostic::new(
-                RESPONSE_TOO_LARGE,
-                format!(
-                    "the handler wrote more than {MAX_RESPONSE_BYTES} bytes to stdout, Lambda's limit \
-                     for a response\nhint: return less, or put the data in S3 and return its key"
-                ),
-            ));
+            return Outcome::Failed(too_large_diagnostic());
         }
         let status = match self.status {
             Ok(status) => status,
@@ -352,30 +353,56 @@ impl Finished {
         {
             return Outcome::Failed(diagnostic);
         }
-        match (status.code(), status.signal()) {
-            (Some(0), _) => Outcome::Response(stdout),
-            (Some(code), _) => Outcome::Failed(Diagnostic::new(
-                EXIT_ERROR,
-                with_tail(
-                    format!("handler exited with status {code}"),
-                    self.stderr_tail.as_deref().unwrap_or_default(),
-                ),
-            )),
-            (None, Some(signal)) => Outcome::Failed(Diagnostic::new(
-                EXIT_ERROR,
-                with_tail(
-                    format!(
-                        "handler was killed by signal {signal} ({})",
-                        process::signal_name(signal)
-                    ),
-                    self.stderr_tail.as_deref().unwrap_or_default(),
-                ),
-            )),
-            (None, None) => {
-                Outcome::Failed(Diagnostic::new(EXIT_ERROR, format!("handler ended with {status}")))
-            }
+        if status.success() {
+            return Outcome::Response(stdout);
         }
+        Outcome::Failed(exit_diagnostic(status, self.stderr_tail.as_deref().unwrap_or_default()))
     }
+}
+
+/// The error for a handler stopped because bootstrap is shutting down.
+pub(crate) fn shutdown_diagnostic() -> Diagnostic {
+    Diagnostic::new(
+        SHUTDOWN,
+        "the runtime is shutting down (it received SIGTERM or SIGINT): the handler was stopped",
+    )
+}
+
+/// The error for a handler killed at the deadline after running for `elapsed`.
+pub(crate) fn timeout_diagnostic(elapsed: Duration) -> Diagnostic {
+    Diagnostic::new(
+        TIMEOUT,
+        format!(
+            "handler timed out: killed after {:.2} s, {} ms before the invocation deadline\n\
+             hint: raise the function timeout, or make the handler faster",
+            elapsed.as_secs_f64(),
+            DEADLINE_MARGIN.as_millis()
+        ),
+    )
+}
+
+/// The error for a response over Lambda's limit.
+pub(crate) fn too_large_diagnostic() -> Diagnostic {
+    Diagnostic::new(
+        RESPONSE_TOO_LARGE,
+        format!(
+            "the handler wrote more than {MAX_RESPONSE_BYTES} bytes to stdout, Lambda's limit \
+             for a response\nhint: return less, or put the data in S3 and return its key"
+        ),
+    )
+}
+
+/// The error for a handler process that ended badly: its status or signal, and its last
+/// stderr lines.
+pub(crate) fn exit_diagnostic(status: ExitStatus, stderr_tail: &[u8]) -> Diagnostic {
+    let what = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("handler exited with status {code}"),
+        (None, Some(signal)) => {
+            format!("handler was killed by signal {signal} ({})", process::signal_name(signal))
+        }
+        (None, None) => format!("handler ended with {status}"),
+    };
+    Diagnostic::new(EXIT_ERROR, with_tail(what, stderr_tail))
 }
 
 fn with_tail(message: String, tail: &[u8]) -> String {
@@ -389,7 +416,7 @@ fn with_tail(message: String, tail: &[u8]) -> String {
 }
 
 /// Reads a handler's own `{"errorType", "errorMessage", "stackTrace"}` report.
-fn parse_diagnostic(stdout: &[u8]) -> Option<Diagnostic> {
+pub(crate) fn parse_diagnostic(stdout: &[u8]) -> Option<Diagnostic> {
     let value: serde_json::Value = serde_json::from_slice(stdout).ok()?;
     let error_type = value.get("errorType")?.as_str()?;
     let error_message = value.get("errorMessage")?.as_str()?;
@@ -421,7 +448,7 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-fn spawn(job: impl FnOnce() + Send + 'static) {
+pub(crate) fn spawn(job: impl FnOnce() + Send + 'static) {
     // If the thread cannot start, its pipe closes when `job` drops, which every reader treats
     // as end of input; nothing waits forever.
     let _ = thread::Builder::new().stack_size(THREAD_STACK).spawn(job);
@@ -438,25 +465,36 @@ fn capture(stdout: ChildStdout) -> Captured {
 }
 
 /// Copies the handler's stderr to ours as it arrives, and returns its last few KiB.
-fn forward_stderr(mut stderr: ChildStderr) -> Vec<u8> {
-    let mut tail: Vec<u8> = Vec::with_capacity(STDERR_TAIL_BYTES * 2);
+fn forward_stderr(stderr: ChildStderr) -> Vec<u8> {
+    let mut tail = Vec::with_capacity(STDERR_TAIL_BYTES * 2);
+    copy_to_log(stderr, |bytes| keep_tail(&mut tail, bytes));
+    tail
+}
+
+/// Copies a handler's output to our stderr (the log) as it arrives, until its end, showing
+/// each piece to `also`.
+pub(crate) fn copy_to_log(mut output: impl Read, mut also: impl FnMut(&[u8])) {
     let mut buf = [0u8; 8192];
     let mut log = io::stderr();
     loop {
-        let n = match stderr.read(&mut buf) {
-            Ok(0) => break,
+        let n = match output.read(&mut buf) {
+            Ok(0) => return,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
+            Err(_) => return,
         };
         // A log we cannot write to must not stop us draining the pipe.
         let _ = log.write_all(&buf[..n]);
-        tail.extend_from_slice(&buf[..n]);
-        if tail.len() > STDERR_TAIL_BYTES {
-            tail.drain(..tail.len() - STDERR_TAIL_BYTES);
-        }
+        also(&buf[..n]);
     }
-    tail
+}
+
+/// Appends to the last `STDERR_TAIL_BYTES` of a handler's stderr.
+pub(crate) fn keep_tail(tail: &mut Vec<u8>, bytes: &[u8]) {
+    tail.extend_from_slice(bytes);
+    if tail.len() > STDERR_TAIL_BYTES {
+        tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+    }
 }
 
 /// A private temporary file holding the event, removed when dropped.

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::cli::Target;
+use crate::executor::Executor;
 use crate::handler::{self, Handler, Settings};
 use crate::invocation::{Deadline, Diagnostic, Invocation, RequestId};
-use crate::invoke::{Outcome, invoke as invoke_handler};
+use crate::invoke::Outcome;
 use crate::lambda_env::{ENV_HANDLER, LambdaEnv};
 use crate::runtime_api::MAX_EVENT_BYTES;
 use crate::{doctor, fatal, info, process, shutdown, warn};
@@ -101,7 +102,7 @@ pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Pat
     guard_handlers();
     let _answering = shutdown::event_started();
     let outcome = prepare(env, target, timeout, event).map(|(handler, invocation)| {
-        let outcome = invoke_handler(&handler, &invocation);
+        let outcome = Executor::new(handler).invoke(&invocation);
         if let Outcome::Failed(d) = &outcome {
             info!("{} failed: {}", invocation.request_id, d.error_type);
         }

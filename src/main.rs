@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use bootstrap::cli::{Args, Command};
+use bootstrap::executor::Executor;
 use bootstrap::handler::{self, Settings};
 use bootstrap::lambda_env::{ENV_HANDLER, ENV_RUNTIME_API, ENV_TASK_ROOT, LambdaEnv};
 use bootstrap::runtime_api::{ApiAddress, RuntimeApi};
@@ -73,7 +74,7 @@ fn serve(env: &LambdaEnv) -> bool {
     local::guard_handlers();
 
     // 4. The loop, until the Runtime API fails.
-    let error = runtime::serve(&api, &handler);
+    let error = runtime::serve(&api, &mut Executor::new(handler));
     fatal!("the Runtime API at {address} failed: {error}");
     false
 }

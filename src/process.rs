@@ -1,7 +1,8 @@
 //! The few process-control calls that std does not offer: killing a whole process group,
-//! waiting for a child's exit without reaping it, and adopting and killing orphaned
-//! descendants. Everything `unsafe` in the crate is in this file, each call a thin wrapper
-//! around one libc function whose arguments are plain integers.
+//! waiting for a child's exit without reaping it, adopting and killing orphaned descendants,
+//! and handing a child extra pipes as fds 3 and 4. Each is a thin wrapper around libc calls
+//! whose arguments are plain integers; the only other `unsafe` code is the signal handling in
+//! `shutdown`.
 //!
 //! Why not reap at once: a pid is only safe to signal while its zombie exists. We observe the
 //! exit with `WNOWAIT`, kill what is left of the process group, and only then reap, so a
@@ -9,6 +10,9 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// Sends SIGKILL to every process in the group `pgid`. A group that is already gone is fine.
 pub fn kill_group(pgid: u32) {
@@ -129,6 +133,40 @@ fn children_of(parent: u32) -> Vec<u32> {
 fn parent_pid(stat: &str) -> Option<u32> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
     after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Makes `fds[0]` and `fds[1]` (parent-side descriptors, close-on-exec) appear in the child as
+/// fds 3 and 4, inherited across exec. Everything else stays close-on-exec.
+pub fn pass_fds(command: &mut Command, fds: [RawFd; 2]) {
+    let [read_end, write_end] = fds;
+    let hook = move || {
+        // Move both out of the way first (to 10 and up), so that neither dup2 below can
+        // overwrite the other when one of them already is 3 or 4. dup2 clears close-on-exec.
+        // SAFETY: fcntl and dup2 are async-signal-safe and touch only descriptors.
+        unsafe {
+            let high_read = libc::fcntl(read_end, libc::F_DUPFD_CLOEXEC, 10);
+            let high_write = libc::fcntl(write_end, libc::F_DUPFD_CLOEXEC, 10);
+            if high_read < 0
+                || high_write < 0
+                || libc::dup2(high_read, 3) < 0
+                || libc::dup2(high_write, 4) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only calls async-signal-safe functions;
+    // it allocates nothing and takes no locks.
+    unsafe { command.pre_exec(hook) };
+}
+
+/// Resident memory of a process in MiB, from `/proc/<pid>/status`.
+pub fn resident_mib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 /// The conventional name of a signal, for error messages.

@@ -5,9 +5,9 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::handler::Handler;
+use crate::executor::Executor;
 use crate::invocation::Invocation;
-use crate::invoke::{Outcome, invoke};
+use crate::invoke::Outcome;
 use crate::runtime_api::{ApiError, Next, RuntimeApi};
 use crate::shutdown;
 use crate::{info, warn};
@@ -18,9 +18,12 @@ const IDLE_BACKOFF_FIRST: Duration = Duration::from_millis(1);
 const IDLE_BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 /// Serves events until the Runtime API fails; returns that failure.
-pub fn serve(api: &RuntimeApi, handler: &Handler) -> ApiError {
+pub fn serve(api: &RuntimeApi, executor: &mut Executor) -> ApiError {
     let mut idle = IDLE_BACKOFF_FIRST;
     loop {
+        // A framed worker for the next event starts (and loads the handler) before we ask
+        // for that event, so its start-up is never on the caller's path.
+        executor.prepare();
         let next = match api.next_invocation() {
             Ok(next) => next,
             Err(e) => return e,
@@ -38,7 +41,7 @@ pub fn serve(api: &RuntimeApi, handler: &Handler) -> ApiError {
             }
             Next::Invocation(invocation) => {
                 idle = IDLE_BACKOFF_FIRST;
-                run_one(api, handler, &invocation)
+                run_one(api, executor, &invocation)
             }
         };
         match result {
@@ -50,10 +53,14 @@ pub fn serve(api: &RuntimeApi, handler: &Handler) -> ApiError {
     }
 }
 
-fn run_one(api: &RuntimeApi, handler: &Handler, invocation: &Invocation) -> Result<(), ApiError> {
+fn run_one(
+    api: &RuntimeApi,
+    executor: &mut Executor,
+    invocation: &Invocation,
+) -> Result<(), ApiError> {
     let _answering = shutdown::event_started();
     let started = Instant::now();
-    let outcome = invoke(handler, invocation);
+    let outcome = executor.invoke(invocation);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let id = &invocation.request_id;
     match &outcome {

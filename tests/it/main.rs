@@ -14,6 +14,8 @@ mod init_errors;
 mod config;
 // `bootstrap invoke`, `bootstrap check`, --help and --version.
 mod local;
+// Framed workers: started ahead, reused, replaced; the frame protocol enforced.
+mod framed;
 // Events and names built to run code: they never do.
 mod hostile;
 // 10,000 events through one bootstrap: no memory, descriptor or process leaks.

@@ -1,0 +1,125 @@
+use std::fs;
+
+use crate::support::*;
+
+/// An interpreters.toml entry for the rogue runner, which breaks the frame protocol on request.
+const ROGUE: &str = "[interpreters.rogue]\nextensions = [\"rogue\"]\n\
+                     command = [\"python3\", \"{task_root}/rogue_runner.py\", \"{file}\", \"{method}\"]\n\
+                     protocol = \"framed\"\nevents_per_process = 0\n";
+
+fn rogue() -> (MockApi, TaskRoot, Bootstrap) {
+    let root = TaskRoot::new()
+        .copy("framed/rogue_runner.py", "rogue_runner.py")
+        .write("interpreters.toml", ROGUE)
+        .write("h.rogue", "");
+    let api = MockApi::start();
+    let bootstrap = Bootstrap::start(&api, &root, "h.handler");
+    (api, root, bootstrap)
+}
+
+#[test]
+fn protocol_violations_fail_the_event_and_a_fresh_worker_takes_over() {
+    if !have("python3") {
+        return;
+    }
+    let (api, _root, bootstrap) = rogue();
+    let cases = [
+        ("garbage", "Runtime.InvalidFrame", "unexpected frame header"),
+        ("huge", "Runtime.ResponseTooLarge", "6291556"),
+        ("cut", "Runtime.InvalidFrame", "cut short"),
+        ("ready", "Runtime.InvalidFrame", "ready"),
+        ("exit", "Runtime.ExitError", "status 5"),
+    ];
+    for (i, (event, error_type, message)) in cases.into_iter().enumerate() {
+        let id = format!("r{i}");
+        api.push(Event::new(&id, event));
+        assert_error(
+            &api.expect_post(&format!("/runtime/invocation/{id}/error")),
+            error_type,
+            &[message],
+        );
+        api.push(Event::new(&format!("ok{i}"), "fine"));
+        let post = api.expect_post(&format!("/runtime/invocation/ok{i}/response"));
+        assert_eq!(post.body_text(), "fine", "after {event}");
+    }
+    assert!(!bootstrap.stop().contains("panicked"));
+}
+
+/// A Python handler that reports its pid, a per-process counter, and whether it was loaded
+/// before the event arrived (it logs "loaded" at import time).
+const COUNTER: &str = "import os\nprint('loaded', os.getpid(), flush=True)\nopen('loads', 'a').write('x')\n\
+                       count = 0\n\ndef handler(event, context):\n    global count\n    count += 1\n    \
+                       print('printed by the handler')\n    return {'pid': os.getpid(), 'count': count}\n";
+
+fn counter(events_per_process: &str) -> (MockApi, TaskRoot, Bootstrap) {
+    let config = format!(
+        "[interpreters.python]\nextensions = [\"py\"]\n\
+         command = [\"python3\", \"{{runners}}/python/runner.py\", \"{{file}}\", \"{{method}}\"]\n\
+         protocol = \"framed\"\n{events_per_process}\n"
+    );
+    let root = TaskRoot::new().write("interpreters.toml", &config).write("counter.py", COUNTER);
+    let api = MockApi::start();
+    let bootstrap = Bootstrap::start(&api, &root, "counter.handler");
+    (api, root, bootstrap)
+}
+
+fn pids_and_counts(api: &MockApi, n: usize) -> Vec<(u64, u64)> {
+    (0..n)
+        .map(|i| {
+            api.push(Event::new(&format!("c{i}"), "{}"));
+            let body = api.expect_post(&format!("/runtime/invocation/c{i}/response")).json();
+            (body["pid"].as_u64().unwrap(), body["count"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_warm_worker_serves_every_event_in_one_process() {
+    if !have("python3") {
+        return;
+    }
+    let (api, _root, bootstrap) = counter("events_per_process = 0");
+    let seen = pids_and_counts(&api, 4);
+    assert!(seen.iter().all(|(pid, _)| *pid == seen[0].0), "one process: {seen:?}");
+    assert_eq!(seen.iter().map(|(_, c)| *c).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    let log = bootstrap.stop();
+    assert!(log.contains("printed by the handler"), "handler prints go to the log:\n{log}");
+}
+
+#[test]
+fn events_per_process_sets_how_long_a_worker_lives() {
+    if !have("python3") {
+        return;
+    }
+    for (setting, counts) in [("", vec![1, 1, 1, 1]), ("events_per_process = 2", vec![1, 2, 1, 2])]
+    {
+        let (api, _root, _b) = counter(setting);
+        let seen = pids_and_counts(&api, 4);
+        assert_eq!(
+            seen.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+            counts,
+            "{setting:?}: {seen:?}"
+        );
+        let distinct: std::collections::BTreeSet<u64> = seen.iter().map(|(pid, _)| *pid).collect();
+        assert_eq!(
+            distinct.len(),
+            4 / counts.iter().max().copied().unwrap() as usize,
+            "{setting:?}"
+        );
+    }
+}
+
+#[test]
+fn the_next_worker_has_loaded_the_handler_before_next_is_asked() {
+    if !have("python3") {
+        return;
+    }
+    let (api, root, _b) = counter("");
+    // Before the first /next, the first worker has loaded; after the first answer, bootstrap
+    // starts the second worker and asks /next again only once it has loaded.
+    api.wait_for_polls(1);
+    assert_eq!(fs::read_to_string(root.file("loads")).unwrap(), "x");
+    pids_and_counts(&api, 1);
+    api.wait_for_polls(2);
+    assert_eq!(fs::read_to_string(root.file("loads")).unwrap(), "xx");
+}
