@@ -421,6 +421,38 @@ mod tests {
     }
 
     #[test]
+    fn framed_settings_are_checked() {
+        let entry = |extra: &str| {
+            format!(
+                "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"{{file}}\"]\n{extra}\n"
+            )
+        };
+        let warm = layer(&entry("protocol = \"framed\"\nevents_per_process = 0\nmax_rss_mb = 512"))
+            .unwrap();
+        let x = warm.for_extension("x").unwrap();
+        assert_eq!(
+            (x.protocol, x.events_per_process, x.max_rss_mb),
+            (Protocol::Framed, 0, Some(512))
+        );
+        let default = layer(&entry("protocol = \"framed\"")).unwrap();
+        assert_eq!(default.for_extension("x").unwrap().events_per_process, 1);
+        for (extra, expected) in [
+            ("protocol = \"fremed\"", "unknown variant `fremed`"),
+            (
+                "events_per_process = 3",
+                "line 4: [interpreters.x] events_per_process: only applies to protocol = \"framed\"",
+            ),
+            ("protocol = \"framed\"\nmax_rss_mb = 0", "max_rss_mb: must be at least 1"),
+            ("protocol = \"framed\"\nevents_per_process = -1", "events_per_process"),
+        ] {
+            let err = layer(&entry(extra)).unwrap_err().to_string();
+            assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+        }
+        let arg = "[interpreters.x]\nextensions = [\"x\"]\ncommand = [\"x\", \"{event}\"]\nprotocol = \"framed\"\n";
+        assert!(layer(arg).unwrap_err().to_string().contains("passes the event in frames"));
+    }
+
+    #[test]
     fn type_errors_carry_a_line_number() {
         let err = layer("[interpreters.x]\nextensions = [\"x\"]\ncommand = \"x\"\n").unwrap_err();
         assert!(err.message.contains("line 3"), "{}", err.message);
