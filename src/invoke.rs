@@ -268,7 +268,7 @@ fn supervise(mut child: Child, event: &[u8], feed_stdin: bool, kill_at: Instant)
     process::kill_group(pid);
     shutdown::untrack(pid);
     finished.status = child.wait();
-    process::kill_orphans();
+    process::kill_orphans(&shutdown::tracked());
     collect_pipes(&rx, &mut finished);
     finished
 }

@@ -54,85 +54,84 @@ pub fn become_subreaper() -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-/// Kills and reaps every child this process still has. Called after a handler's own process
-/// has been reaped, when the only children left are its escaped descendants. Returns how
-/// many processes were killed.
+/// Kills and reaps every child of this process except the process groups in `spare` (the
+/// handlers still running in other invocations). Called after a handler's own process has been
+/// reaped, when the children left are descendants that escaped its group and were re-parented
+/// to us (`become_subreaper`). Returns how many processes were killed.
 ///
-/// The common case costs one `waitpid` that answers "no children". Only when live children
-/// remain do we scan `/proc` for processes whose parent is us.
-pub fn kill_orphans() -> usize {
+/// The common case costs one `waitid` that answers "no children". Only when children remain
+/// do we scan `/proc` for processes whose parent is us.
+pub fn kill_orphans(spare: &[u32]) -> usize {
     let mut killed = 0;
     // Each round kills the children we can see; their own children are re-parented to us and
     // show up in the next round. The bound only guards against a fork bomb outpacing us.
     for _ in 0..64 {
-        reap_zombies();
         if !has_children() {
             break;
         }
         let me = std::process::id();
-        let children = children_of(me);
-        if children.is_empty() {
+        let orphans: Vec<Stat> = children_of(me)
+            .into_iter()
+            .filter(|p| !spare.contains(&p.pid) && !spare.contains(&p.group))
+            .collect();
+        if orphans.is_empty() {
             break;
         }
-        for pid in children {
-            kill_group(pid); // it may lead a group of its own (setsid)
+        for orphan in &orphans {
+            if orphan.group == orphan.pid {
+                kill_group(orphan.pid); // it leads a group of its own (setsid)
+            }
             // SAFETY: kill takes two integers; the pid is our unreaped child, so it is ours.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            unsafe { libc::kill(orphan.pid as libc::pid_t, libc::SIGKILL) };
             killed += 1;
         }
-        wait_any_child();
+        for orphan in &orphans {
+            let mut status = 0;
+            // SAFETY: `status` is a local integer; the pid is our child, killed just above.
+            unsafe { libc::waitpid(orphan.pid as libc::pid_t, &mut status, 0) };
+        }
     }
-    reap_zombies();
     killed
 }
 
-/// Reaps children that have already exited, without blocking.
-fn reap_zombies() {
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a local integer waitpid writes into.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
-        }
-    }
-}
-
-/// Blocks until one child exits, and reaps it.
-fn wait_any_child() {
-    let mut status = 0;
-    // SAFETY: as above; -1 means any child, and we only call this after killing our children.
-    unsafe { libc::waitpid(-1, &mut status, 0) };
-}
-
-/// Whether this process still has a child, alive or not yet reaped.
+/// Whether this process has any child, alive or not yet reaped (without reaping any).
 fn has_children() -> bool {
-    let mut status = 0;
-    // SAFETY: as above. waitpid returns 0 when children exist but none has exited, -1 (ECHILD)
-    // when there are none, and a pid when it just reaped one that exited since we looked.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    pid >= 0
+    // SAFETY: `info` is a zeroed siginfo_t owned by this frame; waitid writes into it only.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // With WNOHANG, waitid returns 0 while children exist (exited or not) and fails with
+    // ECHILD when there are none; WNOWAIT leaves any zombie for its owner to reap.
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) == 0 }
 }
 
-/// The pids whose parent is `parent`, read from `/proc/<pid>/stat`.
-fn children_of(parent: u32) -> Vec<u32> {
+/// The fields of `/proc/<pid>/stat` we use.
+#[derive(Debug, PartialEq, Eq)]
+struct Stat {
+    pid: u32,
+    parent: u32,
+    group: u32,
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<Stat> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| parent_pid(&stat))
-                == Some(parent)
-        })
+        .filter_map(|pid| parse_stat(pid, &fs::read_to_string(format!("/proc/{pid}/stat")).ok()?))
+        .filter(|stat| stat.parent == parent)
         .collect()
 }
 
-/// The parent pid from the text of `/proc/<pid>/stat`: `pid (comm) state ppid ...`.
-/// `comm` may hold spaces and parentheses, so we split after the last `)`.
-fn parent_pid(stat: &str) -> Option<u32> {
+/// Reads `pid (comm) state ppid pgrp ...`. `comm` may hold spaces and parentheses, so we
+/// split after the last `)`.
+fn parse_stat(pid: u32, stat: &str) -> Option<Stat> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(1)?.parse().ok()
+    let mut fields = after_comm.split_whitespace().skip(1);
+    let parent = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some(Stat { pid, parent, group })
 }
 
 /// Makes `fds[0]` and `fds[1]` (parent-side descriptors, close-on-exec) appear in the child as
@@ -199,10 +198,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parent_pid_survives_odd_command_names() {
-        assert_eq!(parent_pid("42 (perl) S 7 42 42 0"), Some(7));
-        assert_eq!(parent_pid("42 (a) b (c)) R 9 1 1"), Some(9));
-        assert_eq!(parent_pid("garbage"), None);
+    fn stat_parsing_survives_odd_command_names() {
+        assert_eq!(parse_stat(42, "42 (perl) S 7 40 40 0"), Some(Stat { pid: 42, parent: 7, group: 40 }));
+        assert_eq!(parse_stat(42, "42 (a) b (c)) R 9 1 1").map(|s| s.parent), Some(9));
+        assert_eq!(parse_stat(42, "garbage"), None);
     }
 
     #[test]

@@ -117,6 +117,11 @@ pub fn track(group: u32) {
     }
 }
 
+/// The process groups of the handlers running now.
+pub fn tracked() -> Vec<u32> {
+    STATE.lock().unwrap_or_else(|e| e.into_inner()).groups.clone()
+}
+
 /// Forgets a process group. Call before reaping its leader: after that the id may be reused.
 pub fn untrack(group: u32) {
     STATE.lock().unwrap_or_else(|e| e.into_inner()).groups.retain(|g| *g != group);

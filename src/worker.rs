@@ -344,7 +344,7 @@ impl Worker {
         process::kill_group(pid);
         shutdown::untrack(pid);
         let status = child.wait().ok();
-        process::kill_orphans();
+        process::kill_orphans(&shutdown::tracked());
         status
     }
 
