@@ -199,7 +199,10 @@ mod tests {
 
     #[test]
     fn stat_parsing_survives_odd_command_names() {
-        assert_eq!(parse_stat(42, "42 (perl) S 7 40 40 0"), Some(Stat { pid: 42, parent: 7, group: 40 }));
+        assert_eq!(
+            parse_stat(42, "42 (perl) S 7 40 40 0"),
+            Some(Stat { pid: 42, parent: 7, group: 40 })
+        );
         assert_eq!(parse_stat(42, "42 (a) b (c)) R 9 1 1").map(|s| s.parent), Some(9));
         assert_eq!(parse_stat(42, "garbage"), None);
     }

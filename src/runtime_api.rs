@@ -4,11 +4,14 @@
 //! See: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ureq::Agent;
+use ureq::http::Response;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{Connector, TcpConnector};
+use ureq::unversioned::transport::{ConnectionDetails, Connector, TcpConnector, Transport};
 
 use crate::coalesce::CoalescingConnector;
 
@@ -134,6 +137,7 @@ impl std::error::Error for ApiError {}
 pub struct RuntimeApi {
     agent: Agent,
     base: String,
+    connects: ConnectCount,
 }
 
 impl RuntimeApi {
@@ -148,15 +152,34 @@ impl RuntimeApi {
             .user_agent(USER_AGENT)
             .max_redirects(0)
             .build();
-        let connector = TcpConnector::default().chain(CoalescingConnector);
+        let connects = ConnectCount::default();
+        let connector = connects.clone().chain(TcpConnector::default()).chain(CoalescingConnector);
         let agent = Agent::with_parts(config, connector, DefaultResolver::default());
-        RuntimeApi { agent, base: address.base_url() }
+        RuntimeApi { agent, base: address.base_url(), connects }
+    }
+
+    /// Makes a request with `send`, and makes it once more if it failed for want of an answer
+    /// on a kept-alive connection. A server may close an idle connection at any time; ureq
+    /// probes a pooled connection before reusing it, but the server's close can still cross
+    /// our next request, which then meets a reset or an EOF (RFC 9112 §9.3.1 allows the retry).
+    /// The retry goes out on a new connection; a failure on a new connection is final.
+    fn send(
+        &self,
+        url: &str,
+        send: impl Fn() -> Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response<ureq::Body>, ApiError> {
+        let connects = self.connects.get();
+        let result = match send() {
+            Err(ureq::Error::Io(_)) if self.connects.get() == connects => send(),
+            result => result,
+        };
+        result.map_err(|e| transport(url, &e))
     }
 
     /// `GET /runtime/invocation/next`: blocks until Lambda has an event.
     pub fn next_invocation(&self) -> Result<Next, ApiError> {
         let url = format!("{}/runtime/invocation/next", self.base);
-        let mut response = self.agent.get(&url).call().map_err(|e| transport(&url, &e))?;
+        let mut response = self.send(&url, || self.agent.get(&url).call())?;
         let status = response.status().as_u16();
         if status == 204 {
             return Ok(Next::Idle);
@@ -217,17 +240,14 @@ impl RuntimeApi {
     }
 
     fn post(&self, url: &str, body: &[u8], error_type: Option<&str>) -> Result<(), ApiError> {
-        let mut request = self.agent.post(url);
-        if let Some(error_type) = error_type {
-            request =
-                request.header(HEADER_ERROR_TYPE, error_type).content_type("application/json");
-        }
-        let mut response = request
-            .config()
-            .timeout_global(Some(POST_TIMEOUT))
-            .build()
-            .send(body)
-            .map_err(|e| transport(url, &e))?;
+        let mut response = self.send(url, || {
+            let mut request = self.agent.post(url);
+            if let Some(error_type) = error_type {
+                request =
+                    request.header(HEADER_ERROR_TYPE, error_type).content_type("application/json");
+            }
+            request.config().timeout_global(Some(POST_TIMEOUT)).build().send(body)
+        })?;
         let status = response.status().as_u16();
         // Read the reply to its end, so the connection can be reused.
         let reply = read_reply(response.body_mut());
@@ -235,6 +255,30 @@ impl RuntimeApi {
             return Ok(());
         }
         Err(ApiError::Status { url: url.to_string(), status, body: reply })
+    }
+}
+
+/// Counts the connections the agent sets out to open, failed ones included (it is first in the
+/// connector chain). A request during which the count did not move went out on a kept-alive one.
+#[derive(Debug, Clone, Default)]
+struct ConnectCount(Arc<AtomicUsize>);
+
+impl ConnectCount {
+    fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl<In: Transport> Connector<In> for ConnectCount {
+    type Out = In;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<In>, ureq::Error> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(chained)
     }
 }
 

@@ -26,3 +26,5 @@ mod shutdown;
 mod static_layers;
 // The deploy recipes under examples/.
 mod examples;
+// Runtime API faults: rejected posts, lost or closed connections, cut or slow answers, bad headers.
+mod api_faults;

@@ -1,6 +1,8 @@
 //! A Lambda Runtime API on loopback, on `std::net` alone: real HTTP/1.1 with keep-alive, a
 //! real long poll on `/next` (held open until an event is queued), and every POST recorded.
 //! Options mimic what local emulators do differently: a path prefix, and 204 on an idle `/next`.
+//! A test can also script faults, one `Reply` per request: a status on a post, a hang-up, an
+//! answer cut short or written slowly, a connection closed between requests.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a test waits for something the binary should do at once; a guard, not a delay.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -40,13 +42,20 @@ impl Event {
         }
     }
 
+    /// The 202 that accepts a post.
+    pub fn accepted() -> Event {
+        Event { status: 202, headers: Vec::new(), body: br#"{"status":"OK"}"#.to_vec() }
+    }
+
     /// A bare status answer (e.g. 500) with a Runtime API error body.
     pub fn status(status: u16) -> Event {
-        Event {
-            status,
-            headers: Vec::new(),
-            body: br#"{"errorType":"InternalServerError","errorMessage":"injected"}"#.to_vec(),
-        }
+        Event::api_error(status, "InternalServerError")
+    }
+
+    /// A status answer with the error body the Runtime API sends, e.g. 403 `InvalidStateTransition`.
+    pub fn api_error(status: u16, error_type: &str) -> Event {
+        let body = serde_json::json!({ "errorType": error_type, "errorMessage": "injected" });
+        Event { status, headers: Vec::new(), body: body.to_string().into_bytes() }
     }
 
     /// Sets (or replaces) a header.
@@ -63,6 +72,37 @@ impl Event {
 
     pub fn deadline_in(self, d: Duration) -> Event {
         self.header("Lambda-Runtime-Deadline-Ms", &deadline_in(d))
+    }
+}
+
+/// How the mock answers one request: normally, or with a scripted fault. A fault that ends the
+/// connection closes it the ordinary way: std cannot set `SO_LINGER` to force a reset.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A well-formed answer on a connection that stays open.
+    Answer(Event),
+    /// The answer with `Connection: close`, then the connection is closed.
+    AnnouncedClose(Event),
+    /// The answer, then the connection is closed without a word about it.
+    SilentClose(Event),
+    /// The answer, and the connection kept until the next request arrives on it, which is read
+    /// and never answered: a server that closed the idle connection just as it was reused.
+    CloseOnReuse(Event),
+    /// The request is read, then the connection closed without a byte of answer.
+    HangUp,
+    /// The answer without its last `missing` bytes (its Content-Length still counts the
+    /// whole body), then the connection is closed: cut in the body, or in the head.
+    CutShort { event: Event, missing: usize },
+    /// The head written in `pieces` parts, `gap` apart, then the body: a slow server.
+    SlowHead { event: Event, pieces: usize, gap: Duration },
+    /// The answer with one more header whose value is raw bytes (e.g. not UTF-8), which the
+    /// string headers of `Event` cannot hold.
+    RawHeader { event: Event, name: String, value: Vec<u8> },
+}
+
+impl From<Event> for Reply {
+    fn from(event: Event) -> Reply {
+        Reply::Answer(event)
     }
 }
 
@@ -97,9 +137,12 @@ impl Post {
 
 #[derive(Default)]
 struct Queue {
-    events: VecDeque<Event>,
+    events: VecDeque<Reply>,
+    /// Answers for the next posts, in order; a post finding none gets a 202.
+    post_replies: VecDeque<Reply>,
     closed: bool,
-    polls: usize,
+    /// When each `/next` request was taken up, before it was answered.
+    polls: Vec<Instant>,
 }
 
 struct Shared {
@@ -154,10 +197,17 @@ impl MockApi {
         format!("{}{}", self.addr, self.prefix)
     }
 
-    pub fn push(&self, event: Event) {
+    /// Queues the answer to a `/next`: an `Event`, or a `Reply` for a fault.
+    pub fn push(&self, reply: impl Into<Reply>) {
         let mut queue = self.shared.queue.lock().expect("queue lock");
-        queue.events.push_back(event);
+        queue.events.push_back(reply.into());
         self.shared.ready.notify_all();
+    }
+
+    /// Queues the answer to a future POST (instead of a 202); each post takes the first.
+    pub fn answer_post(&self, reply: impl Into<Reply>) {
+        let mut queue = self.shared.queue.lock().expect("queue lock");
+        queue.post_replies.push_back(reply.into());
     }
 
     /// The next POST, or a panic naming what was expected after `PATIENCE`.
@@ -188,7 +238,13 @@ impl MockApi {
 
     /// How many `/next` requests have arrived so far.
     pub fn next_requests_made(&self) -> usize {
-        self.shared.queue.lock().expect("queue lock").polls
+        self.shared.queue.lock().expect("queue lock").polls.len()
+    }
+
+    /// When each `/next` request so far was taken up. Each was recorded before it was
+    /// answered, so the gap between two is at least the pause bootstrap made between them.
+    pub fn poll_times(&self) -> Vec<Instant> {
+        self.shared.queue.lock().expect("queue lock").polls.clone()
     }
 
     /// Blocks until `/next` has been requested `n` times in all.
@@ -198,12 +254,12 @@ impl MockApi {
         let (queue, timeout) = self
             .shared
             .ready
-            .wait_timeout_while(queue, PATIENCE, |q| q.polls < n)
+            .wait_timeout_while(queue, PATIENCE, |q| q.polls.len() < n)
             .expect("queue lock");
         assert!(
             !timeout.timed_out(),
             "only {} /next requests within {PATIENCE:?}, want {n}",
-            queue.polls
+            queue.polls.len()
         );
     }
 }
@@ -223,35 +279,53 @@ fn serve_connection(stream: TcpStream, shared: &Shared, posts: &Sender<Post>, pr
     };
     let mut writer = write_half;
     let mut reader = BufReader::new(stream);
+    let mut close_on_reuse = false;
     while let Some((method, path, headers, body)) = read_request(&mut reader) {
+        if close_on_reuse {
+            return;
+        }
         let base = format!("{prefix}/2018-06-01");
-        let answer = if method == "GET" && path == format!("{base}/runtime/invocation/next") {
+        let reply = if method == "GET" && path == format!("{base}/runtime/invocation/next") {
             next_event(shared)
         } else if method == "POST" && path.starts_with(&base) {
             let _ = posts.send(Post { path, headers, body });
-            Event { status: 202, headers: Vec::new(), body: br#"{"status":"OK"}"#.to_vec() }
+            let scripted = shared.queue.lock().expect("queue lock").post_replies.pop_front();
+            scripted.unwrap_or(Reply::Answer(Event::accepted()))
         } else {
-            Event { status: 404, headers: Vec::new(), body: b"not a Runtime API path".to_vec() }
+            Reply::Answer(Event {
+                status: 404,
+                headers: Vec::new(),
+                body: b"not a Runtime API path".to_vec(),
+            })
         };
-        if write_response(&mut writer, &answer).is_err() {
-            return;
+        match write_reply(&mut writer, &reply, shared) {
+            Ok(Keep::Open) => {}
+            Ok(Keep::UntilReuse) => close_on_reuse = true,
+            Ok(Keep::Closed) | Err(_) => return,
         }
     }
 }
 
-fn next_event(shared: &Shared) -> Event {
+/// What becomes of the connection after a reply.
+enum Keep {
+    Open,
+    UntilReuse,
+    Closed,
+}
+
+fn next_event(shared: &Shared) -> Reply {
     let mut queue = shared.queue.lock().expect("queue lock");
-    queue.polls += 1;
+    queue.polls.push(Instant::now());
     shared.ready.notify_all();
     loop {
-        if let Some(event) = queue.events.pop_front() {
-            return event;
+        if let Some(reply) = queue.events.pop_front() {
+            return reply;
         }
         if queue.closed {
-            return Event::status(500);
+            return Reply::Answer(Event::status(500));
         }
         if shared.idle_204 {
-            return Event { status: 204, headers: Vec::new(), body: Vec::new() };
+            return Reply::Answer(Event { status: 204, headers: Vec::new(), body: Vec::new() });
         }
         queue = shared.ready.wait(queue).expect("queue lock");
     }
@@ -316,15 +390,75 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
     }
 }
 
-fn write_response(writer: &mut TcpStream, answer: &Event) -> std::io::Result<()> {
+fn write_reply(writer: &mut TcpStream, reply: &Reply, shared: &Shared) -> std::io::Result<Keep> {
+    let keep = match reply {
+        Reply::Answer(event) => {
+            writer.write_all(&encode(event, None))?;
+            Keep::Open
+        }
+        Reply::AnnouncedClose(event) => {
+            let close = ("Connection", b"close".as_slice());
+            writer.write_all(&encode(event, Some(close)))?;
+            Keep::Closed
+        }
+        Reply::SilentClose(event) => {
+            writer.write_all(&encode(event, None))?;
+            Keep::Closed
+        }
+        Reply::CloseOnReuse(event) => {
+            writer.write_all(&encode(event, None))?;
+            Keep::UntilReuse
+        }
+        Reply::HangUp => Keep::Closed,
+        Reply::CutShort { event, missing } => {
+            let message = encode(event, None);
+            writer.write_all(&message[..message.len().saturating_sub(*missing)])?;
+            Keep::Closed
+        }
+        Reply::SlowHead { event, pieces, gap } => {
+            let message = encode(event, None);
+            let head_len = message.len() - event.body.len();
+            let piece = head_len.div_ceil((*pieces).max(1));
+            for part in message[..head_len].chunks(piece) {
+                writer.write_all(part)?;
+                writer.flush()?;
+                shared.pause(*gap);
+            }
+            writer.write_all(&message[head_len..])?;
+            Keep::Open
+        }
+        Reply::RawHeader { event, name, value } => {
+            writer.write_all(&encode(event, Some((name, value))))?;
+            Keep::Open
+        }
+    };
+    writer.flush()?;
+    Ok(keep)
+}
+
+impl Shared {
+    /// Waits `gap`, as a slow server would; ends early once the `MockApi` is dropped.
+    fn pause(&self, gap: Duration) {
+        let queue = self.queue.lock().expect("queue lock");
+        let (_queue, _) =
+            self.ready.wait_timeout_while(queue, gap, |q| !q.closed).expect("queue lock");
+    }
+}
+
+/// The whole HTTP/1.1 answer, with one extra header if given.
+fn encode(answer: &Event, extra: Option<(&str, &[u8])>) -> Vec<u8> {
     let mut head =
         format!("HTTP/1.1 {} Status\r\nContent-Length: {}\r\n", answer.status, answer.body.len());
     for (name, value) in &answer.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str("\r\n");
     let mut message = head.into_bytes();
+    if let Some((name, value)) = extra {
+        message.extend_from_slice(format!("{name}: ").as_bytes());
+        message.extend_from_slice(value);
+        message.extend_from_slice(b"\r\n");
+    }
+    message.extend_from_slice(b"\r\n");
     message.extend_from_slice(&answer.body);
-    writer.write_all(&message)?;
-    writer.flush()
+    message
 }
