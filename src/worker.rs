@@ -188,11 +188,13 @@ impl Worker {
     }
 
     /// Waits until the runner has loaded the handler, failed to, or `until` passes.
-    fn wait_ready(&mut self, until: Instant) {
+    fn wait_ready(&mut self, mut until: Instant) {
         while matches!(self.state, State::Loading) {
             let report =
                 match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
                     Ok(report) => report,
+                    // It exited, but something it started still holds its result pipe.
+                    Err(RecvTimeoutError::Timeout) if self.exited => Report::Closed(None),
                     Err(RecvTimeoutError::Timeout) => return,
                     Err(RecvTimeoutError::Disconnected) => Report::Closed(None),
                 };
@@ -205,12 +207,16 @@ impl Worker {
                     self.state = State::Broken(invalid_frame("a result before it was ready"));
                 }
                 Report::Closed(why) => self.state = State::Broken(self.death(why, until)),
-                Report::Exited => {
-                    self.exited = true;
-                    self.state = State::Broken(self.death(None, until));
-                }
+                // Its last frame may still be in the pipe: read on until the pipe closes.
+                Report::Exited => until = self.note_exit(until),
             }
         }
+    }
+
+    /// Records that the runner exited, and how much longer its pipe may take to close.
+    fn note_exit(&mut self, until: Instant) -> Instant {
+        self.exited = true;
+        until.min(Instant::now() + EXIT_WAIT)
     }
 
     fn invoke(&mut self, invocation: &Invocation, handler: &Handler) -> Outcome {
@@ -252,8 +258,9 @@ impl Worker {
     }
 
     fn await_result(&mut self, kill_at: Instant, started: Instant, handler: &Handler) -> Outcome {
+        let mut until = kill_at;
         loop {
-            let mut wait = kill_at.saturating_duration_since(Instant::now());
+            let mut wait = until.saturating_duration_since(Instant::now());
             if handler.max_rss_mb().is_some() {
                 wait = wait.min(RSS_CHECK_EVERY);
             }
@@ -268,8 +275,9 @@ impl Worker {
                     return Outcome::Failed(invoke::too_large_diagnostic());
                 }
                 Ok(Report::Closed(why)) => return Outcome::Failed(self.death(why, kill_at)),
-                Ok(Report::Exited) => {
-                    self.exited = true;
+                // Its last frame may still be in the pipe: read on until the pipe closes.
+                Ok(Report::Exited) => until = self.note_exit(until),
+                Err(RecvTimeoutError::Timeout) if self.exited && Instant::now() >= until => {
                     return Outcome::Failed(self.death(None, kill_at));
                 }
                 Err(RecvTimeoutError::Timeout) if Instant::now() >= kill_at => {

@@ -1,16 +1,27 @@
 # runner.pl - Perl runner for the `bootstrap` Lambda custom runtime.
 #
-# Usage: perl runner.pl FILE METHOD   (one process per event, cwd = LAMBDA_TASK_ROOT)
+# Usage: perl runner.pl FILE METHOD   (cwd = LAMBDA_TASK_ROOT)
 # Loads FILE with `do`, finds METHOD (main::METHOD, then <file stem>::METHOD, or a
 # fully qualified Pkg::method) and calls METHOD($event_text, $context), where the
-# event is the raw stdin bytes (not decoded). The handler's STDOUT goes to the log
-# (stderr); the response goes to the original stdout: a plain string/number as is,
-# a reference as JSON, undef as an empty response; then exit 0. On failure the
-# runner writes one JSON object {errorType, errorMessage, stackTrace} to the
-# original stdout and exits 70. Core modules only; JSON::PP is loaded on demand.
+# event is the raw bytes (not decoded). The response is a plain string/number as
+# is, a reference as JSON, undef as an empty response; a failure is one JSON object
+# {errorType, errorMessage, stackTrace}. Core modules only; JSON::PP is loaded on
+# demand. Two protocols:
+#
+# Plain (one process per event): the event is stdin. The handler's STDOUT goes to the
+# log (stderr); the response goes to the original stdout, then exit 0; a failure
+# goes there too, then exit 70.
+#
+# Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is loaded once,
+# then "ready\n" is written to fd 4 (or "error <len>\n<failure>", then exit 70). Each
+# "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 sets the
+# LAMBDA_RUNTIME_* variables from the context, calls the handler and answers on fd 4
+# with "ok <len>\n<response>" or "error <len>\n<failure>". End of file on fd 3: exit
+# 0. STDOUT and STDERR are both the log.
 
 use strict;
 use warnings;
+use feature 'state';
 
 # The context object passed as the second argument.
 {
@@ -56,6 +67,29 @@ my ($file, $method) = @ARGV;
 defined $method or die "usage: runner.pl FILE METHOD\n";
 $file = "./$file" unless $file =~ m{\A/};    # `do` would search \@INC otherwise
 
+# Remember the call stack of the most recent die in user code (Carp is core), without
+# the runner's own frames.
+my $trace = [];
+sub remember_trace {
+    require Carp;
+    $trace = [ grep { length && !/\A(?:eval \{\.\.\.\}|Bootstrap::Runner::\w+\(.*\)) called at \Q${\ __FILE__}\E /s }
+               map { s/\A\s+//r } split /\n/, Carp::longmess('') ];
+}
+
+# The environment variables set from each key of a framed invocation's context.
+my @CONTEXT_ENV = (
+    [ aws_request_id       => 'LAMBDA_RUNTIME_AWS_REQUEST_ID' ],
+    [ deadline_ms          => 'LAMBDA_RUNTIME_DEADLINE_MS' ],
+    [ invoked_function_arn => 'LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN' ],
+    [ trace_id             => 'LAMBDA_RUNTIME_TRACE_ID', '_X_AMZN_TRACE_ID' ],
+    [ client_context       => 'LAMBDA_RUNTIME_CLIENT_CONTEXT' ],
+    [ cognito_identity     => 'LAMBDA_RUNTIME_COGNITO_IDENTITY' ],
+    [ tenant_id            => 'LAMBDA_RUNTIME_AWS_TENANT_ID' ],
+);
+
+framed() if ($ENV{BOOTSTRAP_FRAMED} // '') eq '1';    # never returns
+
+# The plain protocol: one event on stdin, one response on stdout.
 binmode STDIN;
 my $event = do { local $/; <STDIN> } // '';
 close STDIN;    # resets $. so die messages do not end in "<STDIN> line 1."
@@ -67,55 +101,39 @@ open(STDOUT, '>&', \*STDERR) or die "runner: cannot redirect stdout: $!\n";
 binmode $RESPONSE;
 select((select(STDOUT), $| = 1)[0]);    # unbuffered log
 
-# Let the handler `use` modules that sit next to it or in the task root.
-{
+my $body = eval { call_handler(load_handler($file, $method), $event) };
+defined $body ? respond($body, 0) : respond(diagnostic(caught()), 70);
+
+sub respond {
+    my ($bytes, $status) = @_;
+    print {$RESPONSE} $bytes or die "runner: cannot write the response: $!\n";
+    close $RESPONSE or die "runner: cannot write the response: $!\n";
+    exit $status;
+}
+
+# The handler's code; throws a failure when FILE cannot be loaded or has no METHOD.
+sub load_handler {
+    my ($file, $method) = @_;
+
+    # Let the handler `use` modules that sit next to it or in the task root.
     (my $dir = $file) =~ s{/[^/]*\z}{};
     unshift @INC, grep { defined && length } $dir, $ENV{LAMBDA_TASK_ROOT};
-}
 
-# Remember the call stack of the most recent die in user code (Carp is core).
-my $trace = [];
-sub remember_trace {
-    require Carp;
-    $trace = [ grep { length && !/\Aeval \{\.\.\.\} called at \Q${\ __FILE__}\E / }
-               map { s/\A\s+//r } split /\n/, Carp::longmess('') ];
-}
-
-$! = 0;
-my $loaded = do {
-    local $SIG{__DIE__} = \&remember_trace;
-    package main;
-    do $file;
-};
-if ($@) {
-    fail('Runtime.ImportModuleError', $@, $trace);
-}
-elsif (!defined $loaded && $! && !(-f $file && -r _)) {
-    fail('Runtime.ImportModuleError', "Cannot read $file: $!");
-}
-
-my $code = find_handler($file, $method)
-    or fail('Runtime.HandlerNotFound', "Handler '$method' is not defined in $file");
-
-my $result;
-eval {
-    local $SIG{__DIE__} = \&remember_trace;
-    $result = $code->($event, Bootstrap::Context->from_env);
-    1;
-} or handler_error($@);
-
-my $body = '';
-if (ref $result) {
-    $body = eval { json()->encode($result) } // do {
-        (my $why = $@) =~ s/ at \S+ line \d+\.\n\z//;
-        fail('Runtime.MarshalError', "Cannot encode the handler result as JSON: $why");
+    $! = 0;
+    my $loaded = do {
+        local $SIG{__DIE__} = \&remember_trace;
+        package main;
+        do $file;
     };
+    if ($@) {
+        failure('Runtime.ImportModuleError', $@, $trace);
+    }
+    elsif (!defined $loaded && $! && !(-f $file && -r _)) {
+        failure('Runtime.ImportModuleError', "Cannot read $file: $!");
+    }
+    return find_handler($file, $method)
+        // failure('Runtime.HandlerNotFound', "Handler '$method' is not defined in $file");
 }
-elsif (defined $result) {
-    $body = "$result";
-    utf8::encode($body) if utf8::is_utf8($body);
-}
-respond($body, 0);
 
 sub find_handler {
     my ($file, $method) = @_;
@@ -132,26 +150,69 @@ sub find_handler {
     return;
 }
 
+# Calls the handler with the event and a context from %ENV; returns the response
+# bytes or throws a failure.
+sub call_handler {
+    my ($code, $event) = @_;
+    $trace = [];
+    my $result;
+    eval {
+        local $SIG{__DIE__} = \&remember_trace;
+        $result = $code->($event, Bootstrap::Context->from_env);
+        1;
+    } or handler_error($@);
+
+    my $body = '';
+    if (ref $result) {
+        $body = eval { json()->encode($result) } // do {
+            (my $why = $@) =~ s/ at \S+ line \d+\.\n\z//;
+            failure('Runtime.MarshalError', "Cannot encode the handler result as JSON: $why");
+        };
+    }
+    elsif (defined $result) {
+        $body = "$result";
+        utf8::encode($body) if utf8::is_utf8($body);
+    }
+    return $body;
+}
+
 sub handler_error {
     my ($err) = @_;
     $err = 'Died' if !ref $err && !length($err // '');
     require Scalar::Util;
     if (Scalar::Util::blessed($err)) {
         my $message = eval { $err->can('message') ? $err->message : "$err" } // "$err";
-        fail(ref $err, $message, $trace);
+        failure(ref $err, $message, $trace);
     }
-    fail('Error', ref $err ? eval { json()->encode($err) } // "$err" : "$err", $trace);
+    failure('Error', ref $err ? eval { json()->encode($err) } // "$err" : "$err", $trace);
 }
 
 sub json {
     require JSON::PP;
-    return JSON::PP->new->utf8->allow_nonref->convert_blessed;
+    state $json = JSON::PP->new->utf8->allow_nonref->convert_blessed;
+    return $json;
 }
 
-# Report an error: a summary line to the log, the error object as the response.
-sub fail {
+# Throw an error for the event (or the load): caught by each protocol's loop, which
+# turns it into a diagnostic.
+sub failure {
     my ($type, $message, $stack) = @_;
-    $stack = [ @{ $stack // [] } ];
+    local $SIG{__DIE__};    # not the handler's own hook, if it installed one
+    die bless { type => $type, message => $message, stack => $stack }, 'Bootstrap::Failure';
+}
+
+# The failure in $@; anything else (a bug in the runner) is passed on.
+sub caught {
+    my $err = $@;
+    die $err unless ref $err eq 'Bootstrap::Failure';
+    return $err;
+}
+
+# A failure as its JSON document (bytes), with a summary line to the log.
+sub diagnostic {
+    my ($failure) = @_;
+    my ($type, $message) = @$failure{qw(type message)};
+    my $stack = [ @{ $failure->{stack} // [] } ];
     $message //= '';
     $message =~ s/\n\z//;
     my $summary = "ERROR [$type] " . ($message =~ s/\s*\n\s*/ | /gr) . "\n";
@@ -162,12 +223,83 @@ sub fail {
         utf8::decode($s) unless utf8::is_utf8($s);
     }
     my $error = { errorType => $type, errorMessage => $message, stackTrace => $stack };
-    respond(json()->encode($error), 70);
+    return json()->encode($error);
 }
 
-sub respond {
-    my ($bytes, $status) = @_;
-    print {$RESPONSE} $bytes or die "runner: cannot write the response: $!\n";
-    close $RESPONSE or die "runner: cannot write the response: $!\n";
-    exit $status;
+# The framed protocol: load once, then serve invocations from fd 3 until its end.
+sub framed {
+    delete $ENV{BOOTSTRAP_FRAMED};    # not for the handler's own subprocesses
+    require Fcntl;
+    open(my $in, '<&=', 3) or die "runner: cannot open fd 3: $!\n";
+    open(my $out, '>&=', 4) or die "runner: cannot open fd 4: $!\n";
+    for my $fh ($in, $out) {
+        binmode $fh;
+        fcntl($fh, Fcntl::F_SETFD(), Fcntl::FD_CLOEXEC()) or die "runner: fcntl: $!\n";
+    }
+    select((select($out), $| = 1)[0]);       # each print is one whole frame
+    select((select(STDOUT), $| = 1)[0]);    # STDOUT is the log
+
+    my $code = eval { load_handler($file, $method) } or do {
+        send_frame($out, 'error', diagnostic(caught()));
+        exit 70;
+    };
+    send_frame($out, 'ready');
+
+    while (defined(my $header = read_header($in))) {
+        my ($context_len, $event_len) = $header =~ /\Ainvoke (\d+) (\d+)\n\z/
+            or bad_input("malformed frame header '$header'");
+        my $context = read_exactly($in, $context_len);
+        my $event = read_exactly($in, $event_len);
+        set_invocation_env($context);
+        my $body = eval { call_handler($code, $event) };
+        defined $body ? send_frame($out, 'ok', $body)
+                      : send_frame($out, 'error', diagnostic(caught()));
+    }
+    exit 0;    # end of file: bootstrap retires this worker
+}
+
+sub read_header {
+    my ($in) = @_;
+    local $/ = "\n";
+    my $line = <$in>;
+    $. = 0;    # so that die messages do not end in "<$in> line 1."
+    return $line;
+}
+
+sub read_exactly {
+    my ($in, $size) = @_;
+    my $data = '';
+    while (length $data < $size) {
+        my $got = read($in, $data, $size - length $data, length $data)
+            // bad_input("cannot read fd 3: $!");
+        $got or bad_input("end of file inside a frame");
+    }
+    return $data;
+}
+
+sub bad_input {
+    print STDERR "runner: $_[0]\n";
+    exit 1;
+}
+
+# Writes "VERB\n", or "VERB <length>\nBYTES" when there are BYTES.
+sub send_frame {
+    my ($out, $verb, $bytes) = @_;
+    local ($,, $\);    # whatever the handler set them to
+    my $frame = defined $bytes ? "$verb " . length($bytes) . "\n" . $bytes : "$verb\n";
+    print {$out} $frame or exit 1;    # bootstrap is gone
+}
+
+sub set_invocation_env {
+    my ($text) = @_;
+    my $context = eval { json()->decode($text) };
+    ref $context eq 'HASH' or bad_input("the invocation context is not a JSON object");
+    for (@CONTEXT_ENV) {
+        my ($key, @names) = @$_;
+        my $value = $context->{$key};
+        utf8::encode($value) if defined $value;    # characters from JSON, bytes in %ENV
+        for my $name (@names) {
+            if (defined $value) { $ENV{$name} = $value } else { delete $ENV{$name} }
+        }
+    }
 }

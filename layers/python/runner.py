@@ -1,12 +1,21 @@
 """Python runner for the `bootstrap` Lambda custom runtime.
 
-Usage: python3 runner.py FILE METHOD   (one process per event, cwd = LAMBDA_TASK_ROOT)
-Imports FILE as a module named after its stem, decodes the event (stdin) as JSON and
-calls METHOD(event, context) as in AWS's managed Python runtime. Anything the
-handler prints goes to the log (stderr); the response goes to the original stdout
-as json.dumps(result), then exit 0. On failure the runner writes one JSON object
-{errorType, errorMessage, stackTrace} to the original stdout and exits 70.
-Standard library only (Python 3.8+).
+Usage: python3 runner.py FILE METHOD   (cwd = LAMBDA_TASK_ROOT)
+Imports FILE as a module named after its stem, decodes the event as JSON and calls
+METHOD(event, context) as in AWS's managed Python runtime. Standard library only
+(Python 3.8+). Two protocols:
+
+Plain (one process per event): the event is stdin. Anything the handler prints goes
+to the log (stderr); the response goes to the original stdout as json.dumps(result),
+then exit 0. On failure the runner writes one JSON object {errorType, errorMessage,
+stackTrace} to the original stdout and exits 70.
+
+Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): the module is imported
+once, then "ready\n" is written to fd 4 (or "error <len>\n<diagnostic>", then exit 70).
+Each "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 sets
+the LAMBDA_RUNTIME_* variables from the context, calls the handler and answers on fd 4
+with "ok <len>\n<response>" or "error <len>\n<diagnostic>". End of file on fd 3: exit 0.
+stdout and stderr are both the log.
 """
 
 import json
@@ -105,8 +114,8 @@ def _default(value):
     raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
 
 
-def _run(path, method, event_bytes):
-    handler = _load(path, method)
+def _call(handler, event_bytes):
+    """Decode the event, call the handler and encode its result; raises Failure."""
     try:
         event = json.loads(event_bytes)
     except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
@@ -121,6 +130,104 @@ def _run(path, method, event_bytes):
         raise Failure("Runtime.MarshalError", "Unable to marshal the response: %s" % e)
 
 
+def _diagnostic(f):
+    """Log a one-line summary of a Failure and return its JSON document (bytes)."""
+    sys.stderr.write("ERROR [%s] %s\n" % (f.error_type, " | ".join(f.message.splitlines())))
+    error = {"errorType": f.error_type, "errorMessage": f.message, "stackTrace": f.stack}
+    return json.dumps(error).encode("utf-8")
+
+
+def _plain(path, method):
+    event_bytes = sys.stdin.buffer.read()
+
+    # Keep the original stdout (fd 1) for the response; from here on fd 1 is the
+    # log, for print() and for subprocesses alike.
+    response_fd = os.dup(1)  # not inherited by subprocesses
+    os.dup2(2, 1)
+    sys.stdout.reconfigure(line_buffering=True)
+
+    try:
+        body, status = _call(_load(path, method), event_bytes), 0
+    except Failure as f:
+        body, status = _diagnostic(f), ERROR_EXIT
+
+    with open(response_fd, "wb") as response:
+        response.write(body)
+    return status
+
+
+# The environment variables set from each key of a framed invocation's context.
+CONTEXT_ENV = (
+    ("aws_request_id", ("LAMBDA_RUNTIME_AWS_REQUEST_ID",)),
+    ("deadline_ms", ("LAMBDA_RUNTIME_DEADLINE_MS",)),
+    ("invoked_function_arn", ("LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN",)),
+    ("trace_id", ("LAMBDA_RUNTIME_TRACE_ID", "_X_AMZN_TRACE_ID")),
+    ("client_context", ("LAMBDA_RUNTIME_CLIENT_CONTEXT",)),
+    ("cognito_identity", ("LAMBDA_RUNTIME_COGNITO_IDENTITY",)),
+    ("tenant_id", ("LAMBDA_RUNTIME_AWS_TENANT_ID",)),
+)
+
+
+def _read_exact(stream, size):
+    data = stream.read(size)  # a BufferedReader reads until it has `size` bytes or EOF
+    if len(data) != size:
+        sys.exit("runner: end of file inside a frame (%d of %d bytes)" % (len(data), size))
+    return data
+
+
+def _set_invocation_env(context_bytes):
+    try:
+        context = json.loads(context_bytes)
+    except ValueError as e:
+        sys.exit("runner: the invocation context is not JSON: %s" % e)
+    for key, names in CONTEXT_ENV:
+        value = context.get(key)
+        for name in names:
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value if isinstance(value, str) else json.dumps(value)
+
+
+def _framed(path, method):
+    os.environ.pop("BOOTSTRAP_FRAMED", None)  # not for the handler's own subprocesses
+    for fd in (3, 4):
+        os.set_inheritable(fd, False)
+    invocations = os.fdopen(3, "rb")
+    results = os.fdopen(4, "wb")
+    sys.stdout.reconfigure(line_buffering=True)  # fd 1 is the log in this mode
+
+    def send(verb, body):
+        sys.stdout.flush()  # the handler's last log lines before its result
+        results.write(b"%s %d\n" % (verb, len(body)))
+        results.write(body)
+        results.flush()
+
+    try:
+        handler = _load(path, method)
+    except Failure as f:
+        send(b"error", _diagnostic(f))
+        return ERROR_EXIT
+    results.write(b"ready\n")
+    results.flush()
+
+    while True:
+        header = invocations.readline(64)
+        if not header:
+            return 0  # bootstrap retires this worker
+        fields = header.split()
+        if (not header.endswith(b"\n") or len(fields) != 3 or fields[0] != b"invoke"
+                or not (fields[1].isdigit() and fields[2].isdigit())):
+            sys.exit("runner: malformed frame header %r" % header)
+        context_bytes = _read_exact(invocations, int(fields[1]))
+        event_bytes = _read_exact(invocations, int(fields[2]))
+        _set_invocation_env(context_bytes)
+        try:
+            send(b"ok", _call(handler, event_bytes))
+        except Failure as f:
+            send(b"error", _diagnostic(f))
+
+
 def main():
     if len(sys.argv) != 3:
         sys.stderr.write("usage: runner.py FILE METHOD\n")
@@ -132,24 +239,9 @@ def main():
     if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]
 
-    event_bytes = sys.stdin.buffer.read()
-
-    # Keep the original stdout (fd 1) for the response; from here on fd 1 is the
-    # log, for print() and for subprocesses alike.
-    response_fd = os.dup(1)  # not inherited by subprocesses
-    os.dup2(2, 1)
-    sys.stdout.reconfigure(line_buffering=True)
-
-    try:
-        body, status = _run(path, method, event_bytes), 0
-    except Failure as f:
-        sys.stderr.write("ERROR [%s] %s\n" % (f.error_type, " | ".join(f.message.splitlines())))
-        error = {"errorType": f.error_type, "errorMessage": f.message, "stackTrace": f.stack}
-        body, status = json.dumps(error).encode("utf-8"), ERROR_EXIT
-
-    with open(response_fd, "wb") as response:
-        response.write(body)
-    return status
+    if os.environ.get("BOOTSTRAP_FRAMED") == "1":
+        return _framed(path, method)
+    return _plain(path, method)
 
 
 if __name__ == "__main__":

@@ -1,40 +1,77 @@
 # runner.sh - shell runner for the `bootstrap` Lambda custom runtime (bash 4.1+).
 #
-# Usage: bash runner.sh FILE METHOD   (one process per event, cwd = LAMBDA_TASK_ROOT)
-# Reads the event from stdin, sources FILE (its stdout goes to the log, stderr) and
-# calls the shell function METHOD with the event text as "$1". What the function
-# writes to stdout is the response; status 0 means success. A non-zero status
-# becomes the runner's exit status (70 is mapped to 1, since 70 is reserved for the
-# runner's own structured errors). If FILE cannot be read or METHOD is not a
-# function, the runner writes {errorType, errorMessage, stackTrace} to the original
-# stdout and exits 70. Shell limits: NUL bytes in the event are dropped, trailing
-# newlines are stripped, and "$1" is too big to pass as one argument to external
-# commands beyond 128 KiB (pipe it instead: printf '%s' "$1" | jq ...).
+# Usage: bash runner.sh FILE METHOD   (cwd = LAMBDA_TASK_ROOT)
+# Sources FILE (its stdout goes to the log) and calls the shell function METHOD with
+# the event text as "$1"; what the function writes to stdout is the response, status
+# 0 means success. If FILE cannot be read or METHOD is not a function, the runner
+# reports {errorType, errorMessage, stackTrace} and exits 70. Shell limits: NUL bytes
+# in the event are dropped, trailing newlines are stripped, and "$1" is too big to
+# pass as one argument to external commands beyond 128 KiB (pipe it instead:
+# printf '%s' "$1" | jq ...). Two protocols:
+#
+# Plain (one process per event): the event is stdin, the response goes to stdout. A
+# non-zero status becomes the runner's exit status (70 is mapped to 1, since 70 is
+# reserved for the runner's own structured errors); the load errors go to stdout.
+#
+# Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is sourced once,
+# then "ready\n" is written to fd 4 (or "error <len>\n<error>", then exit 70). Each
+# "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 exports the
+# LAMBDA_RUNTIME_* variables from the context and calls METHOD in a subshell (so its
+# `exit`, `cd` or variables stay in that invocation) with fds 3 and 4 closed; the
+# answer on fd 4 is "ok <len>\n<stdout>" or, for a non-zero status, "error <len>\n"
+# and a Runtime.ExitError. End of file on fd 3: exit 0. stdout and stderr are
+# both the log. Needs /proc, and GNU head for events over 4 KiB.
 
 __bootstrap_file=$1
 __bootstrap_method=$2
 
-# The whole event at once (a builtin read, fast even for 6 MB).
-__bootstrap_event=$(</dev/stdin)
+if [[ ${BOOTSTRAP_FRAMED-} == 1 ]]; then
+    __bootstrap_framed=1
+    unset BOOTSTRAP_FRAMED    # not for the handler's own commands
+else
+    __bootstrap_framed=
+    # The whole event at once (a builtin read, fast even for 6 MB).
+    __bootstrap_event=$(</dev/stdin)
+    # Keep the original stdout (on a free fd >= 10) for the response; stdout is the log.
+    exec {__bootstrap_response}>&1 1>&2
+fi
 
-# Keep the original stdout (on a free fd >= 10) for the response; stdout is the log.
-exec {__bootstrap_response}>&1 1>&2
-
+# Sets the variable VAR to TEXT as a JSON string.
 __bootstrap_json_string() {
-    local s=$1
+    local s=$2
     s=${s//\\/\\\\}
     s=${s//\"/\\\"}
     s=${s//$'\n'/\\n}
     s=${s//$'\r'/\\r}
     s=${s//$'\t'/\\t}
     s=${s//[$'\001'-$'\037']/}
-    printf '"%s"' "$s"
+    printf -v "$1" '"%s"' "$s"
 }
 
-__bootstrap_fail() {
+# Logs an error and sets __bootstrap_error to its JSON document.
+__bootstrap_diagnose() {
+    local type message
+    __bootstrap_json_string type "$1"
+    __bootstrap_json_string message "$2"
     printf 'ERROR [%s] %s\n' "$1" "$2" >&2
-    printf '{"errorType":%s,"errorMessage":%s,"stackTrace":[]}' \
-        "$(__bootstrap_json_string "$1")" "$(__bootstrap_json_string "$2")" >&"$__bootstrap_response"
+    printf -v __bootstrap_error '{"errorType":%s,"errorMessage":%s,"stackTrace":[]}' \
+        "$type" "$message"
+}
+
+# Writes a frame to bootstrap: VERB, the byte length of TEXT, TEXT.
+__bootstrap_send() {
+    local LC_ALL=C    # ${#2} counts bytes, not characters
+    printf '%s %d\n%s' "$1" "${#2}" "$2" >&4
+}
+
+# Reports an error that ends the runner: on the protocol's response channel, then exit 70.
+__bootstrap_fail() {
+    __bootstrap_diagnose "$1" "$2"
+    if [[ -n $__bootstrap_framed ]]; then
+        __bootstrap_send error "$__bootstrap_error"
+    else
+        printf '%s' "$__bootstrap_error" >&"$__bootstrap_response"
+    fi
     exit 70
 }
 
@@ -42,25 +79,135 @@ if [[ ! -f $__bootstrap_file || ! -r $__bootstrap_file ]]; then
     __bootstrap_fail Runtime.ImportModuleError "Cannot read handler file $__bootstrap_file"
 fi
 
-# Source the handler file without giving it the response channel.
-source "$__bootstrap_file" {__bootstrap_response}>&-
+# Source the handler file (at top level, so that its `declare`s stay global) without
+# giving it the runner's own channels.
+if [[ -n $__bootstrap_framed ]]; then
+    source "$__bootstrap_file" 3<&- 4>&-
+else
+    source "$__bootstrap_file" {__bootstrap_response}>&-
+fi
 
 if ! declare -F -- "$__bootstrap_method" >/dev/null; then
     __bootstrap_fail Runtime.HandlerNotFound \
         "Handler '$__bootstrap_method' is not a shell function defined in $__bootstrap_file"
 fi
 
-# Call the handler with stdout on the response channel. The call runs in a subshell
-# while `set -e` is off in the runner, so a status is always reported back here,
-# and `set -e` is switched back on inside when the handler file had turned it on.
+# Calls the handler with the event as "$1" and returns its status. The call runs in a
+# subshell while `set -e` is off in the runner, so a status is always reported back
+# here, and `set -e` is switched back on inside when the handler file had turned it on.
 __bootstrap_errexit=
 [[ $- == *e* ]] && __bootstrap_errexit=1
 set +e
-(
-    [[ -n $__bootstrap_errexit ]] && set -e
-    "$__bootstrap_method" "$__bootstrap_event"
-) >&"$__bootstrap_response" {__bootstrap_response}>&-
-__bootstrap_status=$?
+__bootstrap_call() {
+    (
+        [[ -n $__bootstrap_errexit ]] && set -e
+        "$__bootstrap_method" "$__bootstrap_event"
+    )
+}
 
-(( __bootstrap_status == 70 )) && __bootstrap_status=1
-exit "$__bootstrap_status"
+if [[ -z $__bootstrap_framed ]]; then
+    # Call the handler with stdout on the response channel.
+    __bootstrap_call >&"$__bootstrap_response" {__bootstrap_response}>&-
+    __bootstrap_status=$?
+    (( __bootstrap_status == 70 )) && __bootstrap_status=1
+    exit "$__bootstrap_status"
+fi
+
+# --- The framed protocol ----------------------------------------------------------------
+# Bash cannot mark fds 3 and 4 close-on-exec: the handler runs with them closed instead.
+
+# Ends the runner on a broken frame from bootstrap (or when it cannot even start).
+__bootstrap_bad_input() {
+    printf 'runner: %s\n' "$1" >&2
+    exit 1
+}
+
+# Reads SIZE bytes of fd 3 into the variable VAR with the builtin `read`. It reads a pipe
+# one byte per system call, so it is only for small sizes. NUL bytes are dropped.
+__bootstrap_read_bytes() {
+    local LC_ALL=C left=$2 data= chunk    # `read -n` counts bytes, not characters
+    while (( left > 0 )); do
+        IFS= read -r -d '' -n "$left" -u 3 chunk || __bootstrap_bad_input "end of file inside a frame"
+        data+=$chunk
+        left=$(( left - ${#chunk} - (${#chunk} < left) ))    # a short chunk ended at a NUL byte
+    done
+    printf -v "$1" '%s' "$data"
+}
+
+# Reads the SIZE bytes of an event into __bootstrap_event as plain mode reads stdin: NUL
+# bytes dropped, trailing newlines stripped. Small events are read by the shell itself;
+# over 4 KiB, one `head` is faster (GNU head -c reads no more than it is asked for).
+__bootstrap_read_event() {
+    if (( $1 > 4096 )); then
+        __bootstrap_event=$(command head -c "$1" <&3)
+    else
+        local LC_ALL=C
+        __bootstrap_read_bytes __bootstrap_event "$1"
+        __bootstrap_event=${__bootstrap_event%"${__bootstrap_event##*[!$'\n']}"}
+    fi
+}
+
+# Exports each VAR from KEY of the invocation context, or unsets them when it is null or
+# absent. The context is bootstrap's compact JSON: "key":null, "key":123 or "key":"..."
+# (JSON-escaped), so a regular expression finds a key and `printf %b` unescapes its
+# value once \" and \/ are taken care of.
+__bootstrap_context_env() {
+    local key=$1 value re
+    shift
+    re='[{,]"'$key'":(null|[0-9]+|"(([^"\\]|\\.)*)")'
+    if [[ $__bootstrap_context =~ $re && ${BASH_REMATCH[1]} != null ]]; then
+        value=${BASH_REMATCH[1]}
+        if [[ $value == \"* ]]; then
+            value=${BASH_REMATCH[2]//\\\"/\"}
+            value=${value//\\\//\/}
+            printf -v value '%b' "$value"
+        fi
+        for key; do export "$key=$value"; done
+    else
+        unset "$@"
+    fi
+}
+
+# Sends the handler's stdout (the file behind fd $__bootstrap_out) as an ok frame, byte
+# for byte: up to 64 KiB without a NUL byte read by the shell itself, else by wc and cat.
+__bootstrap_send_output() {
+    local LC_ALL=C output file=/proc/$$/fd/$__bootstrap_out
+    if ! IFS= read -r -d '' -n 65536 output <"$file"; then
+        __bootstrap_send ok "$output"
+    else
+        { printf 'ok %d\n' "$(command wc -c <"$file")"; command cat <"$file"; } >&4
+    fi
+}
+
+# The handler's stdout goes to a file that is already deleted (so nothing is left behind,
+# whatever happens to the runner), rewritten for each event through /proc.
+__bootstrap_tmp=$(command mktemp) || __bootstrap_bad_input "cannot create a temporary file"
+exec {__bootstrap_out}<>"$__bootstrap_tmp"
+command rm -f -- "$__bootstrap_tmp"
+
+printf 'ready\n' >&4
+
+while IFS=' ' read -r -u 3 __bootstrap_verb __bootstrap_clen __bootstrap_elen __bootstrap_rest; do
+    [[ $__bootstrap_verb == invoke && $__bootstrap_clen =~ ^[0-9]+$ && $__bootstrap_elen =~ ^[0-9]+$ &&
+        -z $__bootstrap_rest ]] || __bootstrap_bad_input "malformed frame header"
+    __bootstrap_read_bytes __bootstrap_context $((10#$__bootstrap_clen))    # 10#: never octal
+    __bootstrap_read_event $((10#$__bootstrap_elen))
+
+    __bootstrap_context_env aws_request_id LAMBDA_RUNTIME_AWS_REQUEST_ID
+    __bootstrap_context_env deadline_ms LAMBDA_RUNTIME_DEADLINE_MS
+    __bootstrap_context_env invoked_function_arn LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN
+    __bootstrap_context_env trace_id LAMBDA_RUNTIME_TRACE_ID _X_AMZN_TRACE_ID
+    __bootstrap_context_env client_context LAMBDA_RUNTIME_CLIENT_CONTEXT
+    __bootstrap_context_env cognito_identity LAMBDA_RUNTIME_COGNITO_IDENTITY
+    __bootstrap_context_env tenant_id LAMBDA_RUNTIME_AWS_TENANT_ID
+
+    __bootstrap_call >|"/proc/$$/fd/$__bootstrap_out" {__bootstrap_out}<&- 3<&- 4>&-
+    __bootstrap_status=$?
+    if (( __bootstrap_status == 0 )); then
+        __bootstrap_send_output
+    else
+        __bootstrap_diagnose Runtime.ExitError "handler returned status $__bootstrap_status"
+        __bootstrap_send error "$__bootstrap_error"
+    fi
+done
+exit 0    # end of file: bootstrap retires this worker
