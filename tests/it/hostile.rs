@@ -33,8 +33,9 @@ fn hostile_events_never_run_as_code_in_any_language() {
             handlers.push((program, fixture.into(), file));
         }
     }
-    for (program, fixture, file) in handlers {
-        let root = TaskRoot::new().copy(&fixture, file);
+    let runs = handlers.iter().flat_map(|h| MODES.map(|mode| (h.clone(), mode)));
+    for ((program, fixture, file), mode) in runs {
+        let root = TaskRoot::new().copy(&fixture, file).mode(mode);
         let marker = root.file("pwned").display().to_string();
         let api = MockApi::start();
         let bootstrap = Bootstrap::start(&api, &root, "echo.handler");
@@ -59,9 +60,9 @@ fn hostile_events_never_run_as_code_in_any_language() {
         }
         api.push(Event::new("last", "{\"ok\":1}"));
         api.expect_post("/runtime/invocation/last/response");
-        assert!(!root.file("pwned").exists(), "{program}: an event ran as code");
+        assert!(!root.file("pwned").exists(), "{program} {mode:?}: an event ran as code");
         let log = bootstrap.stop();
-        assert!(!log.contains("panicked"), "{program}: {log}");
+        assert!(!log.contains("panicked"), "{program} {mode:?}: {log}");
     }
 }
 

@@ -6,10 +6,26 @@ use crate::support::*;
 const LANGUAGES: [(&str, &str, &str); 3] =
     [("perl", "perl", "pl"), ("python3", "python", "py"), ("node", "node", "js")];
 
-fn serve_one(lang: &str, ext: &str, fixture: &str, event: Event) -> (Post, String) {
+/// Serves one event with `fixture` in every mode; returns the post and the log of each.
+fn serve_each_mode(
+    lang: &str,
+    ext: &str,
+    fixture: &str,
+    event: Event,
+) -> Vec<(Mode, Post, String)> {
+    MODES
+        .into_iter()
+        .map(|mode| {
+            let (post, log) = serve_one(lang, ext, fixture, event.clone(), mode);
+            (mode, post, log)
+        })
+        .collect()
+}
+
+fn serve_one(lang: &str, ext: &str, fixture: &str, event: Event, mode: Mode) -> (Post, String) {
     let api = MockApi::start();
     let file = format!("handler.{ext}");
-    let root = TaskRoot::new().copy(&format!("{lang}/{fixture}.{ext}"), &file);
+    let root = TaskRoot::new().copy(&format!("{lang}/{fixture}.{ext}"), &file).mode(mode);
     let bootstrap = Bootstrap::start(&api, &root, "handler.handler");
     api.push(event);
     let post = api.next_post();
@@ -22,18 +38,15 @@ fn echo_in_every_language_keeps_prints_out_of_the_response() {
         if !have(program) {
             continue;
         }
-        let (post, log) = serve_one(lang, ext, "echo", Event::new("r1", &br#"{"a":[1,"x"]}"#[..]));
-        assert_eq!(
-            post.path,
-            "/2018-06-01/runtime/invocation/r1/response",
-            "{lang}: {}",
-            post.body_text()
-        );
-        assert_eq!(post.json(), json!({"a": [1, "x"], "reply": format!("{lang} ok")}), "{lang}");
-        assert!(
-            log.contains("log line from handler"),
-            "{lang}: handler prints belong in the log:\n{log}"
-        );
+        let event = Event::new("r1", &br#"{"a":[1,"x"]}"#[..]);
+        for (mode, post, log) in serve_each_mode(lang, ext, "echo", event) {
+            let path = "/2018-06-01/runtime/invocation/r1/response";
+            assert_eq!(post.path, path, "{lang} {mode:?}: {}", post.body_text());
+            let want = json!({"a": [1, "x"], "reply": format!("{lang} ok")});
+            assert_eq!(post.json(), want, "{lang} {mode:?}");
+            let in_log = log.contains("log line from handler");
+            assert!(in_log, "{lang} {mode:?}: handler prints belong in the log:\n{log}");
+        }
     }
 }
 
@@ -42,14 +55,11 @@ fn shell_echo_gets_the_event_as_its_first_argument() {
     if !have("bash") {
         return;
     }
-    let (post, log) = serve_one(
-        "shell",
-        "sh",
-        "echo",
-        Event::new("r1", &br#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#[..]),
-    );
-    assert_eq!(post.body_text(), r#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#);
-    assert!(log.contains("log line from handler"), "{log}");
+    let event = Event::new("r1", &br#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#[..]);
+    for (mode, post, log) in serve_each_mode("shell", "sh", "echo", event) {
+        assert_eq!(post.body_text(), r#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#, "{mode:?}");
+        assert!(log.contains("log line from handler"), "{mode:?}: {log}");
+    }
 }
 
 #[test]
@@ -66,17 +76,17 @@ fn context_reaches_every_language() {
         }
         let event =
             Event::new("ctx-1", "{}").header("Lambda-Runtime-Trace-Id", "Root=1-abc;Sampled=1");
-        let (post, _) = serve_one(lang, ext, "context", event);
-        let body = post.json();
-        assert_eq!(body["aws_request_id"], "ctx-1", "{lang}: {body}");
-        assert_eq!(body["trace_id"], "Root=1-abc;Sampled=1", "{lang}: {body}");
-        if lang != "shell" {
-            assert_eq!(
-                body["invoked_function_arn"], "arn:aws:lambda:us-east-1:123456789012:function:test",
-                "{lang}"
-            );
-            let remaining = body["remaining_ms"].as_i64().unwrap_or(-1);
-            assert!((1..=30_000).contains(&remaining), "{lang}: remaining_ms {remaining}");
+        for (mode, post, _) in serve_each_mode(lang, ext, "context", event) {
+            let body = post.json();
+            assert_eq!(body["aws_request_id"], "ctx-1", "{lang} {mode:?}: {body}");
+            assert_eq!(body["trace_id"], "Root=1-abc;Sampled=1", "{lang} {mode:?}: {body}");
+            if lang != "shell" {
+                let arn = "arn:aws:lambda:us-east-1:123456789012:function:test";
+                assert_eq!(body["invoked_function_arn"], arn, "{lang} {mode:?}");
+                let remaining = body["remaining_ms"].as_i64().unwrap_or(-1);
+                let plausible = (1..=30_000).contains(&remaining);
+                assert!(plausible, "{lang} {mode:?}: remaining_ms {remaining}");
+            }
         }
     }
 }
@@ -92,13 +102,15 @@ fn handler_errors_keep_their_class_name() {
         if !have(program) {
             continue;
         }
-        let (post, _) = serve_one(lang, ext, "raise", Event::new("r1", "{}"));
-        assert_eq!(post.path, "/2018-06-01/runtime/invocation/r1/error", "{lang}");
-        assert_error(&post, error_type, &["bad input"]);
-        assert_eq!(post.header("Lambda-Runtime-Function-Error-Type"), Some(header), "{lang}");
-        if lang == "python" {
-            let trace = post.json()["stackTrace"].to_string();
-            assert!(trace.contains("raise ValueError"), "python traceback: {trace}");
+        for (mode, post, _) in serve_each_mode(lang, ext, "raise", Event::new("r1", "{}")) {
+            assert_eq!(post.path, "/2018-06-01/runtime/invocation/r1/error", "{lang} {mode:?}");
+            assert_error(&post, error_type, &["bad input"]);
+            let got = post.header("Lambda-Runtime-Function-Error-Type");
+            assert_eq!(got, Some(header), "{lang} {mode:?}");
+            if lang == "python" {
+                let trace = post.json()["stackTrace"].to_string();
+                assert!(trace.contains("raise ValueError"), "{mode:?} python traceback: {trace}");
+            }
         }
     }
 }
@@ -108,8 +120,12 @@ fn a_failing_shell_function_is_an_exit_error_with_its_stderr() {
     if !have("bash") {
         return;
     }
-    let (post, _) = serve_one("shell", "sh", "raise", Event::new("r1", "{}"));
-    assert_error(&post, "Runtime.ExitError", &["status 3", "bad input"]);
+    for (mode, post, _) in serve_each_mode("shell", "sh", "raise", Event::new("r1", "{}")) {
+        // Plain mode also shows the function's last stderr lines.
+        let expected: &[&str] =
+            if mode == Mode::Plain { &["status 3", "bad input"] } else { &["status 3"] };
+        assert_error(&post, "Runtime.ExitError", expected);
+    }
 }
 
 #[test]
@@ -123,8 +139,9 @@ fn code_that_does_not_compile_is_reported_per_language() {
         if !have(program) {
             continue;
         }
-        let (post, _) = serve_one(lang, ext, "syntax", Event::new("r1", "{}"));
-        assert_error(&post, error_type, &[]);
+        for (_, post, _) in serve_each_mode(lang, ext, "syntax", Event::new("r1", "{}")) {
+            assert_error(&post, error_type, &[]);
+        }
     }
 }
 
@@ -140,15 +157,15 @@ fn a_missing_method_is_handler_not_found() {
         if !have(program) {
             continue;
         }
-        let api = MockApi::start();
-        let root = TaskRoot::new().copy(&format!("{lang}/echo.{ext}"), &format!("h.{ext}"));
-        let _bootstrap = Bootstrap::start(&api, &root, "h.nosuchmethod");
-        api.push(Event::new("r1", "{}"));
-        assert_error(
-            &api.expect_post("/runtime/invocation/r1/error"),
-            "Runtime.HandlerNotFound",
-            &["nosuchmethod"],
-        );
+        for mode in MODES {
+            let api = MockApi::start();
+            let file = format!("h.{ext}");
+            let root = TaskRoot::new().copy(&format!("{lang}/echo.{ext}"), &file).mode(mode);
+            let _bootstrap = Bootstrap::start(&api, &root, "h.nosuchmethod");
+            api.push(Event::new("r1", "{}"));
+            let post = api.expect_post("/runtime/invocation/r1/error");
+            assert_error(&post, "Runtime.HandlerNotFound", &["nosuchmethod"]);
+        }
     }
 }
 
@@ -242,12 +259,14 @@ fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
     let threads: Vec<_> = cases
         .into_iter()
         .filter(|(program, _, _)| have(program))
-        .map(|(_, lang, ext)| {
+        .flat_map(|(_, lang, ext)| MODES.map(|mode| (lang, ext, mode)))
+        .map(|(lang, ext, mode)| {
             std::thread::spawn(move || {
                 let api = MockApi::start();
+                let file = format!("m.{ext}");
                 let root =
-                    TaskRoot::new().copy(&format!("{lang}/misbehave.{ext}"), &format!("m.{ext}"));
-                let _b = Bootstrap::start(&api, &root, "m.handler");
+                    TaskRoot::new().copy(&format!("{lang}/misbehave.{ext}"), &file).mode(mode);
+                let bootstrap = Bootstrap::start(&api, &root, "m.handler");
                 let expected = [
                     ("sleep", "Runtime.Timeout", "timed out"),
                     ("segv", "Runtime.ExitError", "SIGSEGV"),
@@ -263,7 +282,8 @@ fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
                 }
                 api.push(Event::new("ok", "{\"do\":\"nothing\"}"));
                 let body = api.expect_post("/runtime/invocation/ok/response").body_text();
-                assert!(body == "fine" || body == "\"fine\"", "{lang}: {body}");
+                assert!(body == "fine" || body == "\"fine\"", "{lang} {mode:?}: {body}");
+                assert_children_at_most(&bootstrap, if mode == Mode::Plain { 0 } else { 1 });
             })
         })
         .collect();
