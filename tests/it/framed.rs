@@ -123,3 +123,50 @@ fn the_next_worker_has_loaded_the_handler_before_next_is_asked() {
     api.wait_for_polls(2);
     assert_eq!(fs::read_to_string(root.file("loads")).unwrap(), "xx");
 }
+
+/// A warm Python worker with a memory limit; the event says how much to hold and for how long.
+const HUNGRY: &str = "import os, time\nheld = []\n\ndef handler(event, context):\n    \
+                      held.append(b'x' * (event['mib'] << 20))\n    time.sleep(event['sleep'])\n    \
+                      return {'pid': os.getpid()}\n";
+
+#[test]
+fn a_worker_over_max_rss_mb_is_killed_or_replaced() {
+    if !have("python3") {
+        return;
+    }
+    let config = "[interpreters.python]\nextensions = [\"py\"]\n\
+                  command = [\"python3\", \"{runners}/python/runner.py\", \"{file}\", \"{method}\"]\n\
+                  protocol = \"framed\"\nevents_per_process = 0\nmax_rss_mb = 100\n";
+    let root = TaskRoot::new().write("interpreters.toml", config).write("hungry.py", HUNGRY);
+    let api = MockApi::start();
+    let _b = Bootstrap::start(&api, &root, "hungry.handler");
+    let pid_of = |id: &str, event: &str| -> u64 {
+        api.push(Event::new(id, event));
+        api.expect_post(&format!("/runtime/invocation/{id}/response")).json()["pid"]
+            .as_u64()
+            .unwrap()
+    };
+    // Within the limit, the warm worker is kept.
+    let first = pid_of("a", r#"{"mib": 1, "sleep": 0}"#);
+    assert_eq!(pid_of("b", r#"{"mib": 1, "sleep": 0}"#), first);
+    // Over it while running: killed, and the event gets the error.
+    api.push(Event::new("c", r#"{"mib": 300, "sleep": 20}"#));
+    assert_error(
+        &api.expect_post("/runtime/invocation/c/error"),
+        "Runtime.OutOfMemory",
+        &["max_rss_mb = 100"],
+    );
+    // Over it with no time to spare: whether the check catches it running (an error) or just
+    // after (the answer stands), the worker does not serve the next event.
+    api.push(Event::new("d", r#"{"mib": 150, "sleep": 0}"#));
+    let post = api.next_post();
+    let grown = if post.path.ends_with("/d/error") {
+        assert_error(&post, "Runtime.OutOfMemory", &[]);
+        None
+    } else {
+        assert_eq!(post.path, "/2018-06-01/runtime/invocation/d/response");
+        post.json()["pid"].as_u64()
+    };
+    let next = pid_of("e", r#"{"mib": 1, "sleep": 0}"#);
+    assert!(next != first && Some(next) != grown, "the worker over the limit served again");
+}
