@@ -97,6 +97,9 @@ pub struct Handler {
     pub payload: PayloadVia,
     /// Whether children need `HOME` set (Lambda leaves it unset).
     pub needs_home: bool,
+    /// Whether each invocation (or framed worker) gets a TMPDIR of its own, when several run
+    /// at once.
+    pub private_tmp: bool,
     pub config_sources: Vec<String>,
 }
 
@@ -215,6 +218,7 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
         args: filled,
         payload,
         needs_home: !settings.env.has_home,
+        private_tmp: false,
         config_sources: config.sources.iter().map(ToString::to_string).collect(),
     })
 }

@@ -9,20 +9,21 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::command::Placeholder;
 use crate::config::PayloadVia;
 use crate::handler::Handler;
-use crate::invocation::{Diagnostic, Invocation};
-use crate::{process, shutdown};
+use crate::invocation::{Diagnostic, Invocation, RequestId};
+use crate::{log, process, shutdown};
 
 /// Lambda's hard edge for a buffered response: 6 MiB + 100 bytes.
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
@@ -117,13 +118,20 @@ fn run(handler: &Handler, invocation: &Invocation) -> Result<Outcome, Diagnostic
             None => command.env_remove(name),
         };
     }
+    let scratch = handler.private_tmp.then(ScratchDir::create).transpose().map_err(|e| {
+        Diagnostic::new(SPAWN_ERROR, format!("cannot create a private TMPDIR: {e}"))
+    })?;
+    if let Some(scratch) = &scratch {
+        scratch.apply(&mut command);
+    }
     let stdin = if handler.payload == PayloadVia::Stdin { Stdio::piped() } else { Stdio::null() };
     command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = command.spawn().map_err(|e| spawn_error(&e, handler))?;
     let kill_at = kill_at(invocation);
     let started = Instant::now();
-    let finished = supervise(child, event, handler.payload == PayloadVia::Stdin, kill_at);
-    drop(event_file);
+    let feed_stdin = handler.payload == PayloadVia::Stdin;
+    let finished = supervise(child, &invocation.request_id, event, feed_stdin, kill_at);
+    drop((event_file, scratch));
     Ok(finished.into_outcome(started.elapsed()))
 }
 
@@ -222,7 +230,13 @@ struct Finished {
     too_large: bool,
 }
 
-fn supervise(mut child: Child, event: &[u8], feed_stdin: bool, kill_at: Instant) -> Finished {
+fn supervise(
+    mut child: Child,
+    request_id: &RequestId,
+    event: &[u8],
+    feed_stdin: bool,
+    kill_at: Instant,
+) -> Finished {
     let pid = child.id();
     shutdown::track(pid);
     let (tx, rx) = mpsc::channel();
@@ -241,8 +255,9 @@ fn supervise(mut child: Child, event: &[u8], feed_stdin: bool, kill_at: Instant)
     }
     if let Some(stderr) = child.stderr.take() {
         let tx = tx.clone();
+        let current: CurrentRequest = Arc::new(Mutex::new(Some(request_id.to_string())));
         spawn(move || {
-            let _ = tx.send(Report::StderrTail(forward_stderr(stderr)));
+            let _ = tx.send(Report::StderrTail(forward_stderr(stderr, &current)));
         });
     }
     {
@@ -465,28 +480,37 @@ fn capture(stdout: ChildStdout) -> Captured {
 }
 
 /// Copies the handler's stderr to ours as it arrives, and returns its last few KiB.
-fn forward_stderr(stderr: ChildStderr) -> Vec<u8> {
+fn forward_stderr(stderr: ChildStderr, current: &CurrentRequest) -> Vec<u8> {
     let mut tail = Vec::with_capacity(STDERR_TAIL_BYTES * 2);
-    copy_to_log(stderr, |bytes| keep_tail(&mut tail, bytes));
+    copy_to_log(stderr, current, |bytes| keep_tail(&mut tail, bytes));
     tail
 }
 
-/// Copies a handler's output to our stderr (the log) as it arrives, until its end, showing
-/// each piece to `also`.
-pub(crate) fn copy_to_log(mut output: impl Read, mut also: impl FnMut(&[u8])) {
+/// The request a handler process is working on, for its log records; a framed worker's
+/// changes from event to event.
+pub(crate) type CurrentRequest = Arc<Mutex<Option<String>>>;
+
+/// Copies a handler's output to the log as it arrives, until its end, showing each piece to
+/// `also`.
+pub(crate) fn copy_to_log(
+    mut output: impl Read,
+    current: &CurrentRequest,
+    mut also: impl FnMut(&[u8]),
+) {
     let mut buf = [0u8; 8192];
-    let mut log = io::stderr();
+    let mut lines = log::HandlerLines::new();
+    let id = || current.lock().unwrap_or_else(|e| e.into_inner()).clone();
     loop {
         let n = match output.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
+            Err(_) => break,
         };
-        // A log we cannot write to must not stop us draining the pipe.
-        let _ = log.write_all(&buf[..n]);
+        lines.write(&buf[..n], id().as_deref());
         also(&buf[..n]);
     }
+    lines.flush(id().as_deref());
 }
 
 /// Appends to the last `STDERR_TAIL_BYTES` of a handler's stderr.
@@ -494,6 +518,37 @@ pub(crate) fn keep_tail(tail: &mut Vec<u8>, bytes: &[u8]) {
     tail.extend_from_slice(bytes);
     if tail.len() > STDERR_TAIL_BYTES {
         tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+    }
+}
+
+/// A private temporary directory for one invocation (or one framed worker), handed to the
+/// handler as `TMPDIR` and removed with its contents when dropped.
+pub(crate) struct ScratchDir {
+    path: PathBuf,
+}
+
+/// `TMPDIR`, which most languages' temporary-file functions honour.
+pub const ENV_TMPDIR: &str = "TMPDIR";
+
+impl ScratchDir {
+    pub(crate) fn create() -> io::Result<ScratchDir> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("bootstrap-tmp-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(ScratchDir { path })
+    }
+
+    /// Sets `TMPDIR` for `command`.
+    pub(crate) fn apply(&self, command: &mut Command) {
+        command.env(ENV_TMPDIR, &self.path);
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // The handler may have removed it, or left files in it: both are fine.
+        let _ = fs::remove_dir_all(&self.path);
     }
 }
 

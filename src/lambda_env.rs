@@ -20,6 +20,9 @@ pub const ENV_PATH: &str = "PATH";
 /// Lambda does not set `HOME`; some interpreters want one, so children get `/tmp` then.
 pub const ENV_HOME: &str = "HOME";
 
+/// Set on Lambda Managed Instances: how many invocations may run at once.
+pub const ENV_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
+
 /// The values bootstrap needs from its environment, each `None` when unset or empty.
 #[derive(Debug, Clone, Default)]
 pub struct LambdaEnv {
@@ -30,6 +33,9 @@ pub struct LambdaEnv {
     pub runners: Option<PathBuf>,
     pub path: Option<OsString>,
     pub has_home: bool,
+    pub max_concurrency: Option<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
 }
 
 impl LambdaEnv {
@@ -44,6 +50,9 @@ impl LambdaEnv {
             runners: os(ENV_RUNNERS).map(PathBuf::from),
             path: os(ENV_PATH),
             has_home: os(ENV_HOME).is_some(),
+            max_concurrency: text(ENV_MAX_CONCURRENCY),
+            log_format: text(crate::log::ENV_LOG_FORMAT),
+            log_level: text(crate::log::ENV_LOG_LEVEL),
         }
     }
 }

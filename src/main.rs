@@ -5,15 +5,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use bootstrap::cli::{Args, Command};
-use bootstrap::executor::Executor;
 use bootstrap::handler::{self, Settings};
 use bootstrap::lambda_env::{ENV_HANDLER, ENV_RUNTIME_API, ENV_TASK_ROOT, LambdaEnv};
+use bootstrap::log::{self, LogConfig};
 use bootstrap::runtime_api::{ApiAddress, RuntimeApi};
 use bootstrap::{fatal, local, runtime};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let env = LambdaEnv::from_env();
+    log::init(LogConfig::from_values(env.log_format.as_deref(), env.log_level.as_deref()));
     let ok = match args.command {
         None => serve(&env),
         Some(Command::Invoke { target, timeout, event }) => {
@@ -73,8 +74,9 @@ fn serve(env: &LambdaEnv) -> bool {
     // 3. Adopt orphaned grandchildren and handle SIGTERM, so that no handler outlives us.
     local::guard_handlers();
 
-    // 4. The loop, until the Runtime API fails.
-    let error = runtime::serve(&api, &mut Executor::new(handler));
+    // 4. The loop (one per invocation Lambda may run at once), until the Runtime API fails.
+    let loops = runtime::concurrency(env.max_concurrency.as_deref());
+    let error = runtime::serve_all(&address, api, handler, loops);
     fatal!("the Runtime API at {address} failed: {error}");
     false
 }

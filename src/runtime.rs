@@ -1,21 +1,78 @@
 //! The Lambda loop: `/next` → run the handler → post the response or the error → `/next`.
 //! A failed event never ends the loop; only the Runtime API itself can (a 500, or no answer),
 //! and then Lambda restarts us.
+//!
+//! On Lambda Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY=N`) N such loops run side by side,
+//! each with its own connection and its own handler processes, and never more pollers than N:
+//! Lambda answers a poller beyond N with a 500.
 
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::executor::Executor;
+use crate::handler::Handler;
 use crate::invocation::Invocation;
 use crate::invoke::Outcome;
-use crate::runtime_api::{ApiError, Next, RuntimeApi};
+use crate::log::{self, Level};
+use crate::runtime_api::{ApiAddress, ApiError, Next, RuntimeApi};
 use crate::shutdown;
-use crate::{info, warn};
+use crate::warn;
 
+/// Loops beyond this many would only be idle pollers; Lambda's own limit is far below.
+const MAX_LOOPS: usize = 1024;
 /// First and longest pause after a 204 from `/next`. Lambda itself never answers 204; local
 /// emulators do while idle, and without a pause we would spin on them.
 const IDLE_BACKOFF_FIRST: Duration = Duration::from_millis(1);
 const IDLE_BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+/// How many loops to run for `AWS_LAMBDA_MAX_CONCURRENCY` (1 when unset or unusable).
+pub fn concurrency(value: Option<&str>) -> usize {
+    match value.map(|v| v.trim().parse::<usize>()) {
+        None => 1,
+        Some(Ok(n)) if (1..=MAX_LOOPS).contains(&n) => n,
+        Some(_) => {
+            warn!(
+                "AWS_LAMBDA_MAX_CONCURRENCY={:?} is not a number from 1 to {MAX_LOOPS}: running one loop",
+                value.unwrap_or_default()
+            );
+            1
+        }
+    }
+}
+
+/// Runs `loops` loops and returns the first failure of any of them (the process then exits:
+/// a failed Runtime API is the environment's end). With more than one, each invocation's
+/// handler gets a private TMPDIR so that concurrent handlers do not collide in /tmp.
+pub fn serve_all(
+    address: &ApiAddress,
+    api: RuntimeApi,
+    handler: Handler,
+    loops: usize,
+) -> ApiError {
+    if loops <= 1 {
+        return serve(&api, &mut Executor::new(handler));
+    }
+    let (failed, failure) = mpsc::channel();
+    for i in 0..loops {
+        let failed = failed.clone();
+        let handler = Handler { private_tmp: true, ..handler.clone() };
+        let address = address.clone();
+        let spawned = thread::Builder::new().name(format!("loop-{i}")).spawn(move || {
+            let api = RuntimeApi::new(&address);
+            let _ = failed.send(serve(&api, &mut Executor::new(handler)));
+        });
+        if let Err(e) = spawned {
+            warn!("cannot start loop {i} of {loops}: {e}");
+        }
+    }
+    drop(failed);
+    drop(api);
+    failure.recv().unwrap_or_else(|_| ApiError::Transport {
+        url: address.to_string(),
+        error: "no loop could be started".into(),
+    })
+}
 
 /// Serves events until the Runtime API fails; returns that failure.
 pub fn serve(api: &RuntimeApi, executor: &mut Executor) -> ApiError {
@@ -65,11 +122,12 @@ fn run_one(
     let id = &invocation.request_id;
     match &outcome {
         Outcome::Response(body) => {
-            info!("{id} ok in {ms:.1} ms, response {} bytes", body.len());
+            let message = format_args!("ok in {ms:.1} ms, response {} bytes", body.len());
+            log::record(Level::Info, Some(id.as_str()), message);
             api.post_response(id, body)
         }
         Outcome::Failed(diagnostic) => {
-            info!("{id} failed in {ms:.1} ms: {}", diagnostic.error_type);
+            log::failure(id.as_str(), diagnostic, ms);
             api.post_error(id, diagnostic)
         }
     }

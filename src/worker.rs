@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::handler::Handler;
 use crate::invocation::{Diagnostic, Invocation};
-use crate::invoke::{self, MAX_RESPONSE_BYTES, Outcome};
+use crate::invoke::{self, CurrentRequest, MAX_RESPONSE_BYTES, Outcome, ScratchDir};
 use crate::{info, process, shutdown, warn};
 
 /// Set for a runner that should speak frames on fds 3 and 4.
@@ -119,6 +119,10 @@ struct Worker {
     served: u32,
     exited: bool,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
+    /// The event the worker is on, for the log records of what it prints.
+    current: CurrentRequest,
+    /// Its private TMPDIR when invocations run concurrently; removed with the worker.
+    _scratch: Option<ScratchDir>,
 }
 
 impl Worker {
@@ -133,21 +137,33 @@ impl Worker {
             served: 0,
             exited: true,
             stderr_tail: Arc::clone(&stderr_tail),
+            current: CurrentRequest::default(),
+            _scratch: None,
         };
-        let (child, invocations, results) = match spawn_runner(handler) {
+        let scratch = match handler.private_tmp.then(ScratchDir::create).transpose() {
+            Ok(scratch) => scratch,
+            Err(e) => {
+                let message = format!("cannot create a private TMPDIR: {e}");
+                return broken(Diagnostic::new(invoke::SPAWN_ERROR, message));
+            }
+        };
+        let (child, invocations, results) = match spawn_runner(handler, scratch.as_ref()) {
             Ok(parts) => parts,
             Err(e) => return broken(invoke::spawn_error(&e, handler)),
         };
         let pid = child.id();
         shutdown::track(pid);
         let mut child = child;
+        let current = CurrentRequest::default();
         if let Some(stdout) = child.stdout.take() {
-            invoke::spawn(move || invoke::copy_to_log(stdout, |_| {}));
+            let current = Arc::clone(&current);
+            invoke::spawn(move || invoke::copy_to_log(stdout, &current, |_| {}));
         }
         if let Some(stderr) = child.stderr.take() {
             let tail = Arc::clone(&stderr_tail);
+            let current = Arc::clone(&current);
             invoke::spawn(move || {
-                invoke::copy_to_log(stderr, |bytes| {
+                invoke::copy_to_log(stderr, &current, |bytes| {
                     invoke::keep_tail(&mut tail.lock().unwrap_or_else(|e| e.into_inner()), bytes)
                 })
             });
@@ -167,7 +183,13 @@ impl Worker {
             served: 0,
             exited: false,
             stderr_tail,
+            current,
+            _scratch: scratch,
         }
+    }
+
+    fn set_current(&self, id: Option<String>) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = id;
     }
 
     fn is_healthy(&self) -> bool {
@@ -232,7 +254,9 @@ impl Worker {
             State::Ready => {}
         }
         self.served += 1;
+        self.set_current(Some(invocation.request_id.to_string()));
         self.send(invocation);
+        // The id stays until the next event: output read after the result is still this event's.
         let outcome = self.await_result(kill_at, started, handler);
         if shutdown::requested() {
             return Outcome::Failed(invoke::shutdown_diagnostic());
@@ -374,13 +398,19 @@ fn invalid_frame(why: &str) -> Diagnostic {
 }
 
 /// Starts the runner with frames on fds 3 and 4, in its own process group.
-fn spawn_runner(handler: &Handler) -> io::Result<(Child, File, File)> {
+fn spawn_runner(
+    handler: &Handler,
+    scratch: Option<&ScratchDir>,
+) -> io::Result<(Child, File, File)> {
     let (to_runner_read, to_runner_write) = io::pipe()?;
     let (from_runner_read, from_runner_write) = io::pipe()?;
     let mut command = invoke::base_command(handler);
     command.args(handler.args.iter().map(|a| a.render(|_| Vec::new())));
     for name in invoke::PER_EVENT_VARIABLES {
         command.env_remove(name);
+    }
+    if let Some(scratch) = scratch {
+        scratch.apply(&mut command);
     }
     command.env(ENV_FRAMED, "1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     process::pass_fds(&mut command, [to_runner_read.as_raw_fd(), from_runner_write.as_raw_fd()]);

@@ -16,6 +16,10 @@ mod config;
 mod local;
 // Framed workers: started ahead, reused, replaced; the frame protocol enforced.
 mod framed;
+// AWS_LAMBDA_MAX_CONCURRENCY: that many loops, a private TMPDIR each.
+mod concurrency;
+// AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL; multi-line errors as one record.
+mod logs;
 // Events and names built to run code: they never do.
 mod hostile;
 // 10,000 events through one bootstrap: no memory, descriptor or process leaks.

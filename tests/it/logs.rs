@@ -1,0 +1,111 @@
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Every line of the log, each parsed as JSON.
+#[track_caller]
+fn json_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line:?}\n{log}"))
+        })
+        .collect()
+}
+
+const CHATTY: &str = "#!/bin/sh\necho 'first line' >&2\necho 'second line' >&2\n\
+                      echo '{\"level\":\"WARN\",\"message\":\"structured\"}' >&2\nprintf ok\n";
+
+#[test]
+fn json_format_wraps_every_record_with_the_request_id() {
+    let api = MockApi::start();
+    let root = TaskRoot::new().script("chatty", CHATTY);
+    let bootstrap = Bootstrap::start_with(
+        &api,
+        &root,
+        "chatty.handler",
+        &[("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))],
+    );
+    api.push(Event::new("r1", "{}"));
+    api.expect_post("/runtime/invocation/r1/response");
+    let log = bootstrap.wait_for_log("ok in");
+    let records = json_lines(&log);
+    for record in &records {
+        assert!(record["timestamp"].is_string() && record["level"].is_string(), "{record}");
+    }
+    let handler_lines: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["message"] == "first line" || r["message"] == "second line")
+        .collect();
+    assert_eq!(handler_lines.len(), 2, "{log}");
+    assert!(handler_lines.iter().all(|r| r["requestId"] == "r1" && r["level"] == "INFO"), "{log}");
+    assert!(
+        records.iter().any(|r| r["message"] == "structured" && r["level"] == "WARN"),
+        "a JSON line passes through:\n{log}"
+    );
+    let done = records
+        .iter()
+        .find(|r| r["message"].as_str().is_some_and(|m| m.starts_with("ok in")))
+        .unwrap();
+    assert_eq!(done["requestId"], "r1");
+}
+
+#[test]
+fn json_format_honours_the_log_level() {
+    let api = MockApi::start();
+    let root = TaskRoot::new().script("chatty", &CHATTY.replace("printf ok", "exit 3"));
+    let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON")), ("AWS_LAMBDA_LOG_LEVEL", Some("WARN"))];
+    let bootstrap = Bootstrap::start_with(&api, &root, "chatty.handler", &env);
+    api.push(Event::new("r1", "{}"));
+    api.expect_post("/runtime/invocation/r1/error");
+    let log = bootstrap.wait_for_log("Runtime.ExitError");
+    let records = json_lines(&log);
+    assert!(records.iter().all(|r| r["level"] != "INFO" && r["level"] != "DEBUG"), "{log}");
+    let failure = records
+        .iter()
+        .find(|r| r["errorType"] == "Runtime.ExitError")
+        .expect("the failure is logged");
+    assert_eq!(
+        (failure["level"].as_str(), failure["requestId"].as_str()),
+        (Some("ERROR"), Some("r1"))
+    );
+}
+
+#[test]
+fn a_framed_workers_output_carries_the_current_request_id() {
+    if !have("python3") {
+        return;
+    }
+    let handler = "def handler(event, context):\n    print('hello from', context.aws_request_id)\n    return 1\n";
+    let root = TaskRoot::new().write("p.py", handler).mode(Mode::Warm);
+    let api = MockApi::start();
+    let bootstrap =
+        Bootstrap::start_with(&api, &root, "p.handler", &[("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))]);
+    for id in ["w1", "w2"] {
+        api.push(Event::new(id, "{}"));
+        api.expect_post(&format!("/runtime/invocation/{id}/response"));
+        let log = bootstrap.wait_for_log(&format!("hello from {id}"));
+        let records = json_lines(&log);
+        let hello = records.iter().find(|r| r["message"] == format!("hello from {id}")).unwrap();
+        assert_eq!(hello["requestId"], id);
+    }
+}
+
+#[test]
+fn text_format_keeps_a_multi_line_error_in_one_record() {
+    if !have("python3") {
+        return;
+    }
+    let api = MockApi::start();
+    let root = TaskRoot::new().copy("python/raise.py", "raise.py");
+    let bootstrap = Bootstrap::start(&api, &root, "raise.handler");
+    api.push(Event::new("r1", "{}"));
+    api.expect_post("/runtime/invocation/r1/error");
+    let log = bootstrap.wait_for_log("r1 failed in");
+    let record = log.lines().find(|l| l.contains("r1 failed in")).unwrap();
+    assert!(
+        record.contains("ValueError: bad input\r"),
+        "stack trace lines joined with \\r: {record:?}"
+    );
+    assert!(record.contains("raise ValueError"), "{record:?}");
+}
