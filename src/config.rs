@@ -153,6 +153,8 @@ impl Config {
                 for other in config.interpreters.values_mut() {
                     other.extensions.retain(|e| !interpreter.extensions.contains(e));
                 }
+                // One left with no extension can never be chosen.
+                config.interpreters.retain(|_, other| !other.extensions.is_empty());
                 config.interpreters.insert(interpreter.name.clone(), interpreter);
             }
             config.sources.push(source);

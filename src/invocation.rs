@@ -149,7 +149,11 @@ impl Invocation {
                 HEADER_TENANT_ID => (HEADER_TENANT_ID, &mut fields.tenant_id),
                 _ => continue,
             };
-            *slot = header_text(header, value)?;
+            // A repeated header keeps its first non-empty value.
+            let value = header_text(header, value)?;
+            if slot.is_none() {
+                *slot = value;
+            }
         }
         let request_id = fields.request_id.ok_or(HeaderError::Missing(HEADER_REQUEST_ID))?;
         let request_id = RequestId::parse(&request_id)?;

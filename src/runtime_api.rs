@@ -61,17 +61,15 @@ impl ApiAddress {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
         };
-        let port = authority.rsplit_once(':');
-        let valid_port = matches!(port, Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-        if !valid_port {
+        if !is_host_port(authority) {
             return Err(format!("{text:?} is not host:port (e.g. 127.0.0.1:9001)"));
         }
-        let is_clean =
-            |s: &str| s.bytes().all(|b| b.is_ascii_graphic() && !b"?#@\\\"<>{}|^`".contains(&b));
-        if !is_clean(authority) || !is_clean(prefix) {
-            return Err(format!(
-                "{text:?} holds characters that do not belong in host:port/prefix"
-            ));
+        let is_clean_path = |s: &str| {
+            s.bytes().all(|b| b.is_ascii_graphic() && !b"?#@\\\"<>{}|^`%".contains(&b))
+                && !s.contains("//")
+        };
+        if !is_clean_path(prefix) {
+            return Err(format!("{text:?} has a path prefix that is not a plain /path"));
         }
         Ok(ApiAddress { authority: authority.to_string(), prefix: prefix.to_string() })
     }
@@ -80,12 +78,36 @@ impl ApiAddress {
     pub fn base_url(&self) -> String {
         format!("http://{}{}/{API_VERSION}", self.authority, self.prefix)
     }
+
+    /// `host:port`, for a client that opens its own connection (`stream`).
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// `/prefix/2018-06-01`: the start of every endpoint's request path.
+    pub fn base_path(&self) -> String {
+        format!("{}/{API_VERSION}", self.prefix)
+    }
 }
 
 impl fmt::Display for ApiAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", self.authority, self.prefix)
     }
+}
+
+/// `host:port` where host is a name or IPv4 address (letters, digits, `.`, `-`) or a bracketed
+/// IPv6 address, and port a decimal number from 1 to 65535.
+fn is_host_port(authority: &str) -> bool {
+    let Some((host, port)) = authority.rsplit_once(':') else { return false };
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+        None => !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'),
+    };
+    port_ok && host_ok
 }
 
 /// What `/next` gave us.
@@ -283,10 +305,11 @@ impl<In: Transport> Connector<In> for ConnectCount {
 }
 
 fn request_id_of(headers: &[(String, Vec<u8>)]) -> Option<RequestId> {
-    let (_, value) = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(crate::invocation::HEADER_REQUEST_ID))?;
-    RequestId::parse(std::str::from_utf8(value).ok()?).ok()
+    // The first non-empty one, as `Invocation::from_headers` reads it.
+    let (_, value) = headers.iter().find(|(n, v)| {
+        n.eq_ignore_ascii_case(crate::invocation::HEADER_REQUEST_ID) && !v.trim_ascii().is_empty()
+    })?;
+    RequestId::parse(std::str::from_utf8(value).ok()?.trim()).ok()
 }
 
 fn read_reply(body: &mut ureq::Body) -> String {
@@ -319,6 +342,11 @@ mod tests {
     fn refuses_what_is_not_an_address() {
         for bad in [
             "",
+            "127::9001",
+            "169.2954.100SS]:9000",
+            "a%:1",
+            "x:+1",
+            "http://h:1/a://b",
             "127.0.0.1",
             ":9001",
             "127.0.0.1:0",
