@@ -20,4 +20,5 @@ pub mod process;
 pub mod runtime;
 pub mod runtime_api;
 pub mod shutdown;
+pub mod stream;
 pub mod worker;

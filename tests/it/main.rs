@@ -32,3 +32,5 @@ mod static_layers;
 mod examples;
 // Runtime API faults: rejected posts, lost or closed connections, cut or slow answers, bad headers.
 mod api_faults;
+// StreamingResponse, the chunked /response client: chunks as they arrive, trailers, limits.
+mod stream_client;

@@ -3,11 +3,14 @@
 //! Options mimic what local emulators do differently: a path prefix, and 204 on an idle `/next`.
 //! A test can also script faults, one `Reply` per request: a status on a post, a hang-up, an
 //! answer cut short or written slowly, a connection closed between requests.
+//! A chunked POST (a streamed response) is seen as it arrives: each chunk is reported the moment
+//! it is read, and its trailers are recorded with the post; `digest_streams` keeps only the
+//! length and a checksum of big streams.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -116,12 +119,54 @@ pub fn deadline_in(d: Duration) -> String {
 pub struct Post {
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// The body, chunked framing removed; empty for a chunked body under `digest_streams`.
     pub body: Vec<u8>,
+    /// The trailers after a chunked body, in order; empty for a Content-Length body.
+    pub trailers: Vec<(String, String)>,
+    /// The length and checksum of a chunked body under `digest_streams`, `None` otherwise.
+    pub digest: Option<Digest>,
+}
+
+/// One chunk of a chunked POST, reported as soon as its bytes were read.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub path: String,
+    /// The chunk's size as framed.
+    pub len: usize,
+    /// Its bytes; empty under `digest_streams`.
+    pub bytes: Vec<u8>,
+}
+
+/// The length and FNV-1a 64 checksum of a byte stream, built up piece by piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest {
+    pub len: u64,
+    pub fnv1a: u64,
+}
+
+impl Default for Digest {
+    /// The digest of no bytes: FNV-1a's offset basis.
+    fn default() -> Digest {
+        Digest { len: 0, fnv1a: 0xcbf2_9ce4_8422_2325 }
+    }
+}
+
+impl Digest {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        for &b in bytes {
+            self.fnv1a = (self.fnv1a ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 impl Post {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn trailer(&self, name: &str) -> Option<&str> {
+        self.trailers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> String {
@@ -150,6 +195,8 @@ struct Shared {
     ready: Condvar,
     idle_204: bool,
     connections: AtomicUsize,
+    /// Keep only a `Digest` of chunked bodies.
+    digest_streams: AtomicBool,
 }
 
 /// The server. Dropping it stops answering `/next` (held polls get a 500).
@@ -158,6 +205,7 @@ pub struct MockApi {
     prefix: String,
     shared: Arc<Shared>,
     posts: Receiver<Post>,
+    chunks: Receiver<Chunk>,
 }
 
 impl MockApi {
@@ -175,8 +223,10 @@ impl MockApi {
             ready: Condvar::new(),
             idle_204,
             connections: AtomicUsize::new(0),
+            digest_streams: AtomicBool::new(false),
         });
         let (tx, posts) = mpsc::channel();
+        let (chunk_tx, chunks) = mpsc::channel();
         let accept_shared = Arc::clone(&shared);
         let accept_prefix = prefix.to_string();
         thread::spawn(move || {
@@ -184,12 +234,19 @@ impl MockApi {
                 let Ok(stream) = stream else { continue };
                 accept_shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = Arc::clone(&accept_shared);
-                let tx = tx.clone();
+                let tx = Senders { posts: tx.clone(), chunks: chunk_tx.clone() };
                 let prefix = accept_prefix.clone();
                 thread::spawn(move || serve_connection(stream, &shared, &tx, &prefix));
             }
         });
-        MockApi { addr, prefix: prefix.to_string(), shared, posts }
+        MockApi { addr, prefix: prefix.to_string(), shared, posts, chunks }
+    }
+
+    /// Chunked bodies are not kept, only their length and checksum (`Post::digest`), and
+    /// their chunks are reported without their bytes: for streams too big to hold twice.
+    pub fn digest_streams(self) -> MockApi {
+        self.shared.digest_streams.store(true, Ordering::SeqCst);
+        self
     }
 
     /// `127.0.0.1:PORT` plus the prefix, as `AWS_LAMBDA_RUNTIME_API` would hold it.
@@ -225,6 +282,15 @@ impl MockApi {
         let want = format!("{}/2018-06-01{path}", self.prefix);
         assert_eq!(post.path, want, "post went to the wrong endpoint; body: {}", post.body_text());
         post
+    }
+
+    /// The next chunk of a chunked POST, reported before the post is complete, or a panic
+    /// after `PATIENCE`.
+    #[track_caller]
+    pub fn next_chunk(&self) -> Chunk {
+        self.chunks.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+            panic!("no chunk of a streamed POST reached the mock Runtime API within {PATIENCE:?}")
+        })
     }
 
     /// A POST that arrives within `within`, if any; for proving that nothing more was posted.
@@ -273,14 +339,21 @@ impl Drop for MockApi {
     }
 }
 
-fn serve_connection(stream: TcpStream, shared: &Shared, posts: &Sender<Post>, prefix: &str) {
+/// Where a connection reports what it read.
+struct Senders {
+    posts: Sender<Post>,
+    chunks: Sender<Chunk>,
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared, senders: &Senders, prefix: &str) {
     let Ok(write_half) = stream.try_clone() else {
         return;
     };
     let mut writer = write_half;
     let mut reader = BufReader::new(stream);
     let mut close_on_reuse = false;
-    while let Some((method, path, headers, body)) = read_request(&mut reader) {
+    while let Some(request) = read_request(&mut reader, shared, &senders.chunks) {
+        let Request { method, path, headers, body, trailers, digest } = request;
         if close_on_reuse {
             return;
         }
@@ -288,7 +361,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared, posts: &Sender<Post>, pr
         let reply = if method == "GET" && path == format!("{base}/runtime/invocation/next") {
             next_event(shared)
         } else if method == "POST" && path.starts_with(&base) {
-            let _ = posts.send(Post { path, headers, body });
+            let _ = senders.posts.send(Post { path, headers, body, trailers, digest });
             let scripted = shared.queue.lock().expect("queue lock").post_replies.pop_front();
             scripted.unwrap_or(Reply::Answer(Event::accepted()))
         } else {
@@ -331,9 +404,27 @@ fn next_event(shared: &Shared) -> Reply {
     }
 }
 
-type Request = (String, String, Vec<(String, String)>, Vec<u8>);
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    trailers: Vec<(String, String)>,
+    digest: Option<Digest>,
+}
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+/// A chunked body as read: its bytes (or only their digest) and its trailers.
+struct Chunked {
+    body: Vec<u8>,
+    trailers: Vec<(String, String)>,
+    digest: Option<Digest>,
+}
+
+fn read_request(
+    reader: &mut BufReader<TcpStream>,
+    shared: &Shared,
+    chunks: &Sender<Chunk>,
+) -> Option<Request> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -355,36 +446,70 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let find = |name: &str| {
         headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
     };
-    let body = if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        read_chunked(reader)?
+    let chunked = if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let is_digest = shared.digest_streams.load(Ordering::SeqCst);
+        read_chunked(reader, &path, is_digest, chunks)?
     } else {
         let len: usize = find("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; len];
         reader.read_exact(&mut body).ok()?;
-        body
+        Chunked { body, trailers: Vec::new(), digest: None }
     };
-    Some((method, path, headers, body))
+    let Chunked { body, trailers, digest } = chunked;
+    Some(Request { method, path, headers, body, trailers, digest })
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+/// Reads a chunked body, reporting each chunk on `chunks` as soon as its bytes are in. With
+/// `is_digest`, bytes pass through a fixed buffer into a `Digest` and are not kept.
+fn read_chunked(
+    reader: &mut BufReader<TcpStream>,
+    path: &str,
+    is_digest: bool,
+    chunks: &Sender<Chunk>,
+) -> Option<Chunked> {
     let mut body = Vec::new();
+    let mut digest = Digest::default();
+    let mut buffer = if is_digest { vec![0; 64 * 1024] } else { Vec::new() };
     loop {
         let mut size = String::new();
         reader.read_line(&mut size).ok()?;
         let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
         if size == 0 {
             // Trailers, then the empty line.
+            let mut trailers = Vec::new();
             loop {
                 let mut trailer = String::new();
                 reader.read_line(&mut trailer).ok()?;
-                if trailer.trim_end().is_empty() {
-                    return Some(body);
+                let trailer = trailer.trim_end();
+                if trailer.is_empty() {
+                    let digest = is_digest.then_some(digest);
+                    return Some(Chunked { body, trailers, digest });
                 }
+                // A line without a colon is kept whole, for the test to see.
+                let (name, value) = trailer.split_once(':').unwrap_or((trailer, ""));
+                trailers.push((name.trim().to_string(), value.trim().to_string()));
             }
         }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).ok()?;
+        let bytes = if is_digest {
+            let mut left = size;
+            while left > 0 {
+                let piece = &mut buffer[..left.min(64 * 1024)];
+                reader.read_exact(piece).ok()?;
+                digest.update(piece);
+                left -= piece.len();
+            }
+            Vec::new()
+        } else {
+            let mut bytes = Vec::new();
+            reader.by_ref().take(size as u64).read_to_end(&mut bytes).ok()?;
+            if bytes.len() != size {
+                return None;
+            }
+            body.extend_from_slice(&bytes);
+            bytes
+        };
+        // Nobody listens once the test has dropped its `MockApi`; that is no error here.
+        let _ = chunks.send(Chunk { path: path.to_string(), len: size, bytes });
         let mut crlf = [0; 2];
         reader.read_exact(&mut crlf).ok()?;
     }
