@@ -50,6 +50,29 @@ pub enum Protocol {
     Framed,
 }
 
+/// How the response reaches Lambda.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseMode {
+    /// Collected, then posted whole (up to 6 MB).
+    #[default]
+    Buffered,
+    /// Forwarded to Lambda as the handler writes it (up to 200 MB); the handler runs the plain
+    /// way, a process per event.
+    Streaming,
+}
+
+impl ResponseMode {
+    /// `BOOTSTRAP_RESPONSE_MODE`'s value.
+    pub fn parse(text: &str) -> Option<ResponseMode> {
+        match text.to_ascii_lowercase().as_str() {
+            "buffered" => Some(ResponseMode::Buffered),
+            "streaming" => Some(ResponseMode::Streaming),
+            _ => None,
+        }
+    }
+}
+
 /// How the event reaches the interpreter, decided by the placeholders its command uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadVia {
@@ -68,6 +91,7 @@ pub struct Interpreter {
     pub command: Vec<Template>,
     pub payload: PayloadVia,
     pub protocol: Protocol,
+    pub response_mode: ResponseMode,
     /// Framed only: events one process serves before it is replaced; 0 means no limit.
     pub events_per_process: u32,
     /// Framed only: a worker whose resident memory passes this is killed and replaced.
@@ -120,6 +144,8 @@ struct RawInterpreter {
     command: Spanned<Vec<String>>,
     #[serde(default)]
     protocol: Protocol,
+    #[serde(default)]
+    response_mode: ResponseMode,
     events_per_process: Option<Spanned<u32>>,
     max_rss_mb: Option<Spanned<u64>>,
 }
@@ -246,6 +272,7 @@ fn parse_layer(source: &Source, text: &str) -> Result<Vec<Interpreter>, ConfigEr
             command,
             payload,
             protocol: raw.protocol,
+            response_mode: raw.response_mode,
             events_per_process: raw.events_per_process.map_or(1, Spanned::into_inner),
             max_rss_mb: raw.max_rss_mb.map(Spanned::into_inner),
             source: source.clone(),

@@ -5,7 +5,7 @@
 use crate::config::Protocol;
 use crate::handler::Handler;
 use crate::invocation::Invocation;
-use crate::invoke::{self, Outcome};
+use crate::invoke::{self, OpenStream, Outcome};
 use crate::worker::Workers;
 
 pub enum Executor {
@@ -14,10 +14,21 @@ pub enum Executor {
 }
 
 impl Executor {
+    /// A streamed response is forwarded from the handler's stdout as it is written, so a
+    /// streaming handler always runs the plain way.
     pub fn new(handler: Handler) -> Executor {
         match handler.protocol() {
+            _ if handler.stream_content_type.is_some() => Executor::Plain(handler),
             Protocol::Plain => Executor::Plain(handler),
             Protocol::Framed => Executor::Framed(Workers::new(handler)),
+        }
+    }
+
+    /// The Content-Type to stream responses with, if they are streamed.
+    pub fn streams(&self) -> Option<&str> {
+        match self {
+            Executor::Plain(handler) => handler.stream_content_type.as_deref(),
+            Executor::Framed(_) => None,
         }
     }
 
@@ -29,9 +40,10 @@ impl Executor {
         }
     }
 
-    pub fn invoke(&mut self, invocation: &Invocation) -> Outcome {
+    /// Runs one event; `stream` (for a streaming handler) receives its output as it comes.
+    pub fn invoke(&mut self, invocation: &Invocation, stream: Option<OpenStream>) -> Outcome {
         match self {
-            Executor::Plain(handler) => invoke::invoke(handler, invocation),
+            Executor::Plain(handler) => invoke::invoke(handler, invocation, stream),
             Executor::Framed(workers) => workers.invoke(invocation),
         }
     }

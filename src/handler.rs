@@ -12,9 +12,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::command::{Placeholder, Template};
-use crate::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol};
+use crate::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol, ResponseMode};
 use crate::invocation::Diagnostic;
-use crate::lambda_env::{ENV_CONFIG, ENV_HANDLER, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
+use crate::lambda_env::{
+    ENV_CONFIG, ENV_HANDLER, ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv,
+};
 
 pub const MALFORMED_HANDLER_NAME: &str = "Runtime.MalformedHandlerName";
 pub const HANDLER_NOT_FOUND: &str = "Runtime.HandlerNotFound";
@@ -100,6 +102,8 @@ pub struct Handler {
     /// Whether each invocation (or framed worker) gets a TMPDIR of its own, when several run
     /// at once.
     pub private_tmp: bool,
+    /// The Content-Type of the response stream, when the response is streamed.
+    pub stream_content_type: Option<String>,
     pub config_sources: Vec<String>,
 }
 
@@ -179,6 +183,10 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     let file = find_file(&base, &config, &name)?;
     let interpreter =
         file.extension().and_then(|e| e.to_str()).and_then(|e| config.for_extension(e)).cloned();
+    let stream_content_type = response_mode(settings.env, interpreter.as_ref())?.then(|| {
+        let default = crate::stream::DEFAULT_CONTENT_TYPE.to_string();
+        settings.env.response_content_type.clone().unwrap_or(default)
+    });
     let (command, payload) = match &interpreter {
         Some(i) => (i.command.clone(), i.payload),
         None => {
@@ -219,8 +227,25 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
         payload,
         needs_home: !settings.env.has_home,
         private_tmp: false,
+        stream_content_type,
         config_sources: config.sources.iter().map(ToString::to_string).collect(),
     })
+}
+
+/// Whether the response is streamed: `BOOTSTRAP_RESPONSE_MODE`, else the interpreter's
+/// `response_mode`.
+fn response_mode(env: &LambdaEnv, interpreter: Option<&Interpreter>) -> Result<bool, Diagnostic> {
+    let configured = interpreter.map(|i| i.response_mode).unwrap_or_default();
+    let mode = match env.response_mode.as_deref() {
+        None => configured,
+        Some(value) => ResponseMode::parse(value).ok_or_else(|| {
+            Diagnostic::new(
+                INVALID_CONFIG,
+                format!("{ENV_RESPONSE_MODE}={value:?} is not a response mode\nhint: use streaming or buffered"),
+            )
+        })?,
+    };
+    Ok(mode == ResponseMode::Streaming)
 }
 
 fn absolute_task_root(task_root: &Path) -> Result<PathBuf, Diagnostic> {

@@ -80,17 +80,50 @@ pub(crate) const PER_EVENT_VARIABLES: [&str; 8] = [
 pub enum Outcome {
     Response(Vec<u8>),
     Failed(Diagnostic),
+    /// The response was streamed to Lambda as the handler wrote it (`bytes` of it), and the
+    /// stream is over: ended cleanly, or with error trailers. `answer` is Lambda's status.
+    Streamed {
+        bytes: u64,
+        answer: Result<u16, String>,
+    },
 }
 
-/// Runs `handler` for `invocation` and waits for everything it started to be gone.
-pub fn invoke(handler: &Handler, invocation: &Invocation) -> Outcome {
-    match run(handler, invocation) {
+/// Where a streamed response goes. `invoke` knows it only through this trait; `stream`
+/// implements it over HTTP.
+pub trait ResponseStream: Send {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StreamWriteError>;
+    /// Ends the stream cleanly; Lambda's status, or why the stream broke.
+    fn finish(self: Box<Self>) -> Result<u16, String>;
+    /// Ends the stream with the error trailers.
+    fn fail(self: Box<Self>, diagnostic: &Diagnostic) -> Result<u16, String>;
+}
+
+/// A write the stream refused.
+pub enum StreamWriteError {
+    /// Past the streaming limit (in bytes); the stream is still open, to be failed.
+    TooLarge(u64),
+    /// The connection is gone.
+    Broken(String),
+}
+
+/// Opens the response stream, called when the handler's first bytes arrive: a handler that
+/// fails before writing anything gets an ordinary error post instead.
+pub type OpenStream = Box<dyn FnOnce() -> Result<Box<dyn ResponseStream>, String> + Send>;
+
+/// Runs `handler` for `invocation` and waits for everything it started to be gone. With
+/// `stream`, the handler's stdout goes to it as it is written instead of being collected.
+pub fn invoke(handler: &Handler, invocation: &Invocation, stream: Option<OpenStream>) -> Outcome {
+    match run(handler, invocation, stream) {
         Ok(outcome) => outcome,
         Err(diagnostic) => Outcome::Failed(diagnostic),
     }
 }
 
-fn run(handler: &Handler, invocation: &Invocation) -> Result<Outcome, Diagnostic> {
+fn run(
+    handler: &Handler,
+    invocation: &Invocation,
+    stream: Option<OpenStream>,
+) -> Result<Outcome, Diagnostic> {
     let event = &invocation.event;
     let event_file = match handler.payload {
         PayloadVia::File => Some(EventFile::create(event)?),
@@ -130,7 +163,7 @@ fn run(handler: &Handler, invocation: &Invocation) -> Result<Outcome, Diagnostic
     let kill_at = kill_at(invocation);
     let started = Instant::now();
     let feed_stdin = handler.payload == PayloadVia::Stdin;
-    let finished = supervise(child, &invocation.request_id, event, feed_stdin, kill_at);
+    let finished = supervise(child, &invocation.request_id, event, feed_stdin, kill_at, stream);
     drop((event_file, scratch));
     Ok(finished.into_outcome(started.elapsed()))
 }
@@ -216,8 +249,20 @@ enum Report {
 
 enum Captured {
     Complete(Vec<u8>),
-    TooLarge,
+    /// Over the limit; a stream that was open is kept, to be failed.
+    TooLarge(Option<Box<dyn ResponseStream>>),
     Failed(io::Error),
+    /// Streamed to its end; the stream is still open, to be finished or failed.
+    Streamed(Box<dyn ResponseStream>, u64),
+    /// The stream could not be opened or broke.
+    StreamBroken(String, u64),
+}
+
+impl Captured {
+    /// Whether the handler must be stopped now: its output has nowhere to go.
+    fn is_fatal(&self) -> bool {
+        matches!(self, Captured::TooLarge(_) | Captured::StreamBroken(..))
+    }
 }
 
 /// Everything known once the child and its group are gone.
@@ -236,6 +281,7 @@ fn supervise(
     event: &[u8],
     feed_stdin: bool,
     kill_at: Instant,
+    stream: Option<OpenStream>,
 ) -> Finished {
     let pid = child.id();
     shutdown::track(pid);
@@ -250,7 +296,11 @@ fn supervise(
     if let Some(stdout) = child.stdout.take() {
         let tx = tx.clone();
         spawn(move || {
-            let _ = tx.send(Report::Stdout(capture(stdout)));
+            let captured = match stream {
+                Some(open) => stream_out(stdout, open),
+                None => capture(stdout),
+            };
+            let _ = tx.send(Report::Stdout(captured));
         });
     }
     if let Some(stderr) = child.stderr.take() {
@@ -299,8 +349,8 @@ fn wait_for_exit(rx: &Receiver<Report>, pid: u32, kill_at: Instant, finished: &m
         match report {
             Ok(Report::Exited) | Err(RecvTimeoutError::Disconnected) => return,
             Ok(Report::Stdout(captured)) => {
-                if matches!(captured, Captured::TooLarge) {
-                    finished.too_large = true;
+                if captured.is_fatal() {
+                    finished.too_large = matches!(captured, Captured::TooLarge(_));
                     process::kill_group(pid);
                 }
                 finished.stdout = Some(captured);
@@ -327,51 +377,81 @@ fn collect_pipes(rx: &Receiver<Report>, finished: &mut Finished) {
 }
 
 impl Finished {
-    fn into_outcome(self, elapsed: Duration) -> Outcome {
+    fn into_outcome(mut self, elapsed: Duration) -> Outcome {
+        match self.stdout.take() {
+            Some(Captured::Streamed(stream, bytes)) => {
+                let answer = match self.failure(elapsed, b"") {
+                    None => stream.finish(),
+                    Some(diagnostic) => stream.fail(&diagnostic),
+                };
+                Outcome::Streamed { bytes, answer }
+            }
+            Some(Captured::TooLarge(Some(stream))) => {
+                let diagnostic = Diagnostic::new(
+                    RESPONSE_TOO_LARGE,
+                    format!(
+                        "the handler streamed more than {} bytes, Lambda's limit for a streamed \
+                         response",
+                        crate::stream::MAX_STREAMED_BYTES
+                    ),
+                );
+                Outcome::Streamed {
+                    bytes: crate::stream::MAX_STREAMED_BYTES,
+                    answer: stream.fail(&diagnostic),
+                }
+            }
+            Some(Captured::StreamBroken(why, bytes)) => {
+                Outcome::Streamed { bytes, answer: Err(why) }
+            }
+            Some(Captured::TooLarge(None)) => Outcome::Failed(too_large_diagnostic()),
+            Some(Captured::Failed(e)) => Outcome::Failed(Diagnostic::new(
+                EXIT_ERROR,
+                format!("cannot read the handler's stdout: {e}"),
+            )),
+            None => Outcome::Failed(self.failure(elapsed, b"").unwrap_or_else(|| {
+                Diagnostic::new(
+                    EXIT_ERROR,
+                    "the handler's stdout stayed open after it exited: a process it started \
+                     outside its process group still holds it",
+                )
+            })),
+            Some(Captured::Complete(stdout)) => match self.failure(elapsed, &stdout) {
+                None => Outcome::Response(stdout),
+                Some(diagnostic) => Outcome::Failed(diagnostic),
+            },
+        }
+    }
+
+    /// Why the event failed, if it did: shutdown, timeout, output over the limit, a
+    /// structured error (exit 70 with an error document on `stdout`) or a bad exit.
+    fn failure(&self, elapsed: Duration, stdout: &[u8]) -> Option<Diagnostic> {
         if shutdown::requested() {
-            return Outcome::Failed(shutdown_diagnostic());
+            return Some(shutdown_diagnostic());
         }
         if self.timed_out {
-            return Outcome::Failed(timeout_diagnostic(elapsed));
+            return Some(timeout_diagnostic(elapsed));
         }
-        if self.too_large || matches!(self.stdout, Some(Captured::TooLarge)) {
-            return Outcome::Failed(too_large_diagnostic());
+        if self.too_large {
+            return Some(too_large_diagnostic());
         }
-        let status = match self.status {
-            Ok(status) => status,
+        let status = match &self.status {
+            Ok(status) => *status,
             Err(e) => {
-                return Outcome::Failed(Diagnostic::new(
+                return Some(Diagnostic::new(
                     EXIT_ERROR,
                     format!("cannot wait for the handler: {e}"),
                 ));
             }
         };
-        let stdout = match self.stdout {
-            Some(Captured::Complete(bytes)) => bytes,
-            Some(Captured::Failed(e)) => {
-                return Outcome::Failed(Diagnostic::new(
-                    EXIT_ERROR,
-                    format!("cannot read the handler's stdout: {e}"),
-                ));
-            }
-            Some(Captured::TooLarge) => unreachable!("handled above"),
-            None => {
-                return Outcome::Failed(Diagnostic::new(
-                    EXIT_ERROR,
-                    "the handler's stdout stayed open after it exited: a process it started outside \
-                     its process group still holds it",
-                ));
-            }
-        };
         if status.code() == Some(DIAGNOSTIC_EXIT_STATUS)
-            && let Some(diagnostic) = parse_diagnostic(&stdout)
+            && let Some(diagnostic) = parse_diagnostic(stdout)
         {
-            return Outcome::Failed(diagnostic);
+            return Some(diagnostic);
         }
         if status.success() {
-            return Outcome::Response(stdout);
+            return None;
         }
-        Outcome::Failed(exit_diagnostic(status, self.stderr_tail.as_deref().unwrap_or_default()))
+        Some(exit_diagnostic(status, self.stderr_tail.as_deref().unwrap_or_default()))
     }
 }
 
@@ -469,11 +549,46 @@ pub(crate) fn spawn(job: impl FnOnce() + Send + 'static) {
     let _ = thread::Builder::new().stack_size(THREAD_STACK).spawn(job);
 }
 
+/// Forwards stdout to a response stream as it is written, opening the stream at the first
+/// byte; returns the stream still open, for the caller to end.
+fn stream_out(mut stdout: ChildStdout, open: OpenStream) -> Captured {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut open = Some(open);
+    let mut stream: Option<Box<dyn ResponseStream>> = None;
+    let mut bytes = 0u64;
+    loop {
+        let n = match stdout.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if stream.is_none() => return Captured::Failed(e),
+            Err(_) => break,
+        };
+        let writer = match (&mut stream, open.take()) {
+            (Some(writer), _) => writer,
+            (None, Some(open)) => match open() {
+                Ok(opened) => stream.insert(opened),
+                Err(why) => return Captured::StreamBroken(why, 0),
+            },
+            (None, None) => unreachable!("BUG: the stream opens with the first bytes"),
+        };
+        match writer.write(&buf[..n]) {
+            Ok(()) => bytes += n as u64,
+            Err(StreamWriteError::TooLarge(_)) => return Captured::TooLarge(stream),
+            Err(StreamWriteError::Broken(why)) => return Captured::StreamBroken(why, bytes),
+        }
+    }
+    match stream {
+        Some(stream) => Captured::Streamed(stream, bytes),
+        None => Captured::Complete(Vec::new()),
+    }
+}
+
 /// Reads stdout to its end, keeping at most `MAX_RESPONSE_BYTES`.
 fn capture(stdout: ChildStdout) -> Captured {
     let mut bytes = Vec::new();
     match stdout.take(MAX_RESPONSE_BYTES as u64 + 1).read_to_end(&mut bytes) {
-        Ok(n) if n > MAX_RESPONSE_BYTES => Captured::TooLarge,
+        Ok(n) if n > MAX_RESPONSE_BYTES => Captured::TooLarge(None),
         Ok(_) => Captured::Complete(bytes),
         Err(e) => Captured::Failed(e),
     }

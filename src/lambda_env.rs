@@ -20,6 +20,10 @@ pub const ENV_PATH: &str = "PATH";
 /// Lambda does not set `HOME`; some interpreters want one, so children get `/tmp` then.
 pub const ENV_HOME: &str = "HOME";
 
+/// `streaming` or `buffered`: the function's response mode, over the interpreter's.
+pub const ENV_RESPONSE_MODE: &str = "BOOTSTRAP_RESPONSE_MODE";
+/// The Content-Type of a streamed response (default `application/octet-stream`).
+pub const ENV_RESPONSE_CONTENT_TYPE: &str = "BOOTSTRAP_RESPONSE_CONTENT_TYPE";
 /// Set on Lambda Managed Instances: how many invocations may run at once.
 pub const ENV_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 
@@ -34,6 +38,8 @@ pub struct LambdaEnv {
     pub path: Option<OsString>,
     pub has_home: bool,
     pub max_concurrency: Option<String>,
+    pub response_mode: Option<String>,
+    pub response_content_type: Option<String>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
 }
@@ -51,6 +57,8 @@ impl LambdaEnv {
             path: os(ENV_PATH),
             has_home: os(ENV_HOME).is_some(),
             max_concurrency: text(ENV_MAX_CONCURRENCY),
+            response_mode: text(ENV_RESPONSE_MODE),
+            response_content_type: text(ENV_RESPONSE_CONTENT_TYPE),
             log_format: text(crate::log::ENV_LOG_FORMAT),
             log_level: text(crate::log::ENV_LOG_LEVEL),
         }

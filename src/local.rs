@@ -102,7 +102,9 @@ pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Pat
     guard_handlers();
     let _answering = shutdown::event_started();
     let outcome = prepare(env, target, timeout, event).map(|(handler, invocation)| {
-        let outcome = Executor::new(handler).invoke(&invocation);
+        // Locally the response is printed whole, streamed or not.
+        let handler = Handler { stream_content_type: None, ..handler };
+        let outcome = Executor::new(handler).invoke(&invocation, None);
         if let Outcome::Failed(d) = &outcome {
             info!("{} failed: {}", invocation.request_id, d.error_type);
         }
@@ -110,6 +112,7 @@ pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Pat
     });
     let (bytes, ok) = match outcome {
         Ok(Outcome::Response(body)) => (body, true),
+        Ok(Outcome::Streamed { .. }) => unreachable!("BUG: invoke does not stream"),
         Ok(Outcome::Failed(diagnostic)) | Err(diagnostic) => {
             fatal!("{}: {}", diagnostic.error_type, diagnostic.error_message);
             (diagnostic.to_json(), false)

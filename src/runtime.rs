@@ -117,9 +117,10 @@ fn run_one(
 ) -> Result<(), ApiError> {
     let _answering = shutdown::event_started();
     let started = Instant::now();
-    let outcome = executor.invoke(invocation);
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
     let id = &invocation.request_id;
+    let stream = executor.streams().map(|content_type| api.response_stream(id, content_type));
+    let outcome = executor.invoke(invocation, stream);
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
     match &outcome {
         Outcome::Response(body) => {
             let message = format_args!("ok in {ms:.1} ms, response {} bytes", body.len());
@@ -129,6 +130,11 @@ fn run_one(
         Outcome::Failed(diagnostic) => {
             log::failure(id.as_str(), diagnostic, ms);
             api.post_error(id, diagnostic)
+        }
+        Outcome::Streamed { bytes, answer } => {
+            let message = format_args!("streamed {bytes} bytes in {ms:.1} ms");
+            log::record(Level::Info, Some(id.as_str()), message);
+            api.judge_stream(id, answer.clone())
         }
     }
 }

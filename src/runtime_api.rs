@@ -14,6 +14,8 @@ use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectionDetails, Connector, TcpConnector, Transport};
 
 use crate::coalesce::CoalescingConnector;
+use crate::invoke::{OpenStream, ResponseStream};
+use crate::stream::StreamingResponse;
 
 use crate::invocation::{Diagnostic, HeaderError, Invocation, RequestId};
 
@@ -165,6 +167,7 @@ pub struct RuntimeApi {
     agent: Agent,
     base: String,
     connects: ConnectCount,
+    address: ApiAddress,
 }
 
 impl RuntimeApi {
@@ -182,7 +185,7 @@ impl RuntimeApi {
         let connects = ConnectCount::default();
         let connector = connects.clone().chain(TcpConnector::default()).chain(CoalescingConnector);
         let agent = Agent::with_parts(config, connector, DefaultResolver::default());
-        RuntimeApi { agent, base: address.base_url(), connects }
+        RuntimeApi { agent, base: address.base_url(), connects, address: address.clone() }
     }
 
     /// Makes a request with `send`, and makes it once more if it failed for want of an answer
@@ -264,6 +267,32 @@ impl RuntimeApi {
     pub fn post_init_error(&self, diagnostic: &Diagnostic) -> Result<(), ApiError> {
         let url = format!("{}/runtime/init/error", self.base);
         self.post(&url, &diagnostic.to_json(), Some(&diagnostic.header_error_type()))
+    }
+
+    /// A streamed `POST /runtime/invocation/{id}/response`, opened when the handler's first
+    /// bytes arrive (see `stream`: ureq cannot send the error trailers).
+    pub fn response_stream(&self, id: &RequestId, content_type: &str) -> OpenStream {
+        let (address, id, content_type) =
+            (self.address.clone(), id.clone(), content_type.to_string());
+        Box::new(move || {
+            let stream = StreamingResponse::start(&address, &id, &content_type)
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(stream) as Box<dyn ResponseStream>)
+        })
+    }
+
+    /// Lambda's answer to a stream, judged as a post's would be.
+    pub fn judge_stream(
+        &self,
+        id: &RequestId,
+        answer: Result<u16, String>,
+    ) -> Result<(), ApiError> {
+        let url = format!("{}/runtime/invocation/{}/response", self.base, id.path_segment());
+        match answer {
+            Ok(status) if (200..300).contains(&status) => Ok(()),
+            Ok(status) => Err(ApiError::Status { url, status, body: String::new() }),
+            Err(error) => Err(ApiError::Transport { url, error }),
+        }
     }
 
     fn post(&self, url: &str, body: &[u8], error_type: Option<&str>) -> Result<(), ApiError> {

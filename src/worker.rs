@@ -225,7 +225,8 @@ impl Worker {
                 Report::Result(Outcome::Failed(diagnostic)) => {
                     self.state = State::Broken(diagnostic)
                 }
-                Report::Result(Outcome::Response(_)) | Report::TooLarge => {
+                Report::Result(Outcome::Response(_) | Outcome::Streamed { .. })
+                | Report::TooLarge => {
                     self.state = State::Broken(invalid_frame("a result before it was ready"));
                 }
                 Report::Closed(why) => self.state = State::Broken(self.death(why, until)),

@@ -20,6 +20,8 @@ mod framed;
 mod concurrency;
 // AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL; multi-line errors as one record.
 mod logs;
+// Streamed responses through bootstrap: chunks as written, error trailers, 50 MB, preludes.
+mod streaming;
 // Events and names built to run code: they never do.
 mod hostile;
 // 10,000 events through one bootstrap: no memory, descriptor or process leaks.

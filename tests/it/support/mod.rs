@@ -412,3 +412,29 @@ impl TaskRoot {
         self.write("interpreters.toml", &config)
     }
 }
+
+/// Standard padded base64, decoded strictly, as the Runtime API decodes `Error-Body`.
+pub fn decode_base64(encoded: &str) -> Vec<u8> {
+    assert!(encoded.len().is_multiple_of(4), "base64 of a length not a multiple of 4: {encoded:?}");
+    let value = |c: u8| -> u32 {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("{:?} is not standard base64, in {encoded:?}", char::from(c)),
+        };
+        u32::from(v)
+    };
+    let mut out = Vec::new();
+    let quads = encoded.as_bytes().chunks(4);
+    let last = quads.len().saturating_sub(1);
+    for (i, quad) in quads.enumerate() {
+        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        assert!(pad <= 2 && (pad == 0 || i == last), "misplaced padding in {encoded:?}");
+        let n = quad[..4 - pad].iter().fold(0, |n, &c| (n << 6) | value(c)) << (6 * pad);
+        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+    }
+    out
+}
