@@ -410,6 +410,23 @@ fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
+impl ResponseStream for StreamingResponse {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StreamWriteError> {
+        StreamingResponse::write(self, bytes).map_err(|e| match e {
+            StreamError::TooLarge { limit } => StreamWriteError::TooLarge(limit),
+            StreamError::Io { .. } => StreamWriteError::Broken(e.to_string()),
+        })
+    }
+
+    fn finish(self: Box<Self>) -> Result<u16, String> {
+        StreamingResponse::finish(*self).map_err(|e| e.to_string())
+    }
+
+    fn fail(self: Box<Self>, diagnostic: &Diagnostic) -> Result<u16, String> {
+        StreamingResponse::fail(*self, diagnostic).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,22 +614,5 @@ mod tests {
         );
         let too_large = StreamError::TooLarge { limit: 1024 };
         assert_eq!(too_large.to_string(), "the streamed response is over its limit of 1024 bytes");
-    }
-}
-
-impl ResponseStream for StreamingResponse {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), StreamWriteError> {
-        StreamingResponse::write(self, bytes).map_err(|e| match e {
-            StreamError::TooLarge { limit } => StreamWriteError::TooLarge(limit),
-            StreamError::Io { .. } => StreamWriteError::Broken(e.to_string()),
-        })
-    }
-
-    fn finish(self: Box<Self>) -> Result<u16, String> {
-        StreamingResponse::finish(*self).map_err(|e| e.to_string())
-    }
-
-    fn fail(self: Box<Self>, diagnostic: &Diagnostic) -> Result<u16, String> {
-        StreamingResponse::fail(*self, diagnostic).map_err(|e| e.to_string())
     }
 }
