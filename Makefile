@@ -12,7 +12,7 @@ MAX_BINARY_BYTES := 3000000
 EXAMPLES := perl python shell
 QEMU_ARM64 ?= qemu-aarch64-static
 
-.PHONY: build test lint demo layer binaries test-arm64 interop soak fuzz clean
+.PHONY: build test lint demo layer binaries test-arm64 interop soak fuzz bench bench-quick clean
 
 build:
 	$(CARGO) build --release
@@ -61,14 +61,24 @@ layer: binaries
 	rm -rf dist/layer-x86_64 dist/layer-arm64
 	@ls -l dist
 
-# The whole integration suite against the arm64 binary, run under qemu-user.
+# The whole integration suite against the arm64 binary, run under qemu-user (the soak with
+# 1,000 events: emulation makes each one slow, and the native run does the full 10,000).
 test-arm64:
 	$(CARGO) build --release --target $(ARM64_TARGET)
-	BOOTSTRAP_TEST_BIN=$(CURDIR)/$(ARM64_BIN) BOOTSTRAP_TEST_EMULATOR=$(QEMU_ARM64) $(CARGO) test --test it
+	BOOTSTRAP_TEST_BIN=$(CURDIR)/$(ARM64_BIN) BOOTSTRAP_TEST_EMULATOR=$(QEMU_ARM64) \
+	    BOOTSTRAP_SOAK_EVENTS=1000 $(CARGO) test --test it
 
 # Our bootstrap against cargo-lambda's Runtime API emulator, a peer we did not write.
 interop:
 	interop/run
+
+# Every runtime side by side on a loopback Runtime API (bench/README.md); under 5 minutes.
+bench:
+	bench/run
+
+# The same with a few invocations per row: proves the benchmark works (CI), measures nothing.
+bench-quick:
+	bench/run --quick
 
 # 100,000 events through one bootstrap (the test suite runs 10,000): RSS, descriptors, children.
 soak:

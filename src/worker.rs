@@ -39,6 +39,8 @@ pub const ENV_FRAMED: &str = "BOOTSTRAP_FRAMED";
 const READY_WAIT: Duration = Duration::from_secs(10);
 /// How often a worker's memory is checked while it runs an event, when `max_rss_mb` is set.
 const RSS_CHECK_EVERY: Duration = Duration::from_millis(50);
+/// The default capacity of a Linux pipe: a write up to this size into an empty pipe never blocks.
+const PIPE_BUFFER: usize = 64 * 1024;
 /// How long a runner that closed its result pipe gets to exit before it is killed.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// The longest frame header line we accept.
@@ -265,12 +267,26 @@ impl Worker {
         outcome
     }
 
-    /// Writes the invocation frame from its own thread: a runner that stopped reading must not
-    /// block us past the deadline.
+    /// Writes the invocation frame. A frame that fits in the pipe's buffer (64 KiB on Linux)
+    /// cannot block, since the runner is waiting for it with an empty pipe; a bigger one is
+    /// written from its own thread, so that a runner that stopped reading cannot block us past
+    /// the deadline.
     fn send(&mut self, invocation: &Invocation) {
-        let Some(pipe) = self.invocations.as_ref().and_then(|p| p.try_clone().ok()) else { return };
         let context = context_json(invocation);
         let header = format!("invoke {} {}\n", context.len(), invocation.event.len());
+        let frame_len = header.len() + context.len() + invocation.event.len();
+        if frame_len <= PIPE_BUFFER
+            && let Some(pipe) = self.invocations.as_mut()
+        {
+            let mut frame = Vec::with_capacity(frame_len);
+            frame.extend_from_slice(header.as_bytes());
+            frame.extend_from_slice(context.as_bytes());
+            frame.extend_from_slice(&invocation.event);
+            // A runner that died makes this fail with EPIPE; the reader reports the death.
+            let _ = pipe.write_all(&frame);
+            return;
+        }
+        let Some(pipe) = self.invocations.as_ref().and_then(|p| p.try_clone().ok()) else { return };
         let event = invocation.event.clone();
         invoke::spawn(move || {
             let mut pipe = pipe;

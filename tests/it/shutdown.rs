@@ -14,12 +14,12 @@ fn pid_after(log: &str, label: &str) -> u32 {
 #[test]
 fn sigterm_stops_the_handler_group_answers_the_event_and_exits() {
     let api = MockApi::start();
-    let script = "#!/bin/sh\nsleep 1000 &\necho \"handler $$ grandchild $!\" >&2\nwait\n";
+    let script = "#!/bin/sh\nsleep 1000 &\necho \"pids: handler=$$ grandchild=$!\" >&2\nwait\n";
     let root = TaskRoot::new().script("slow", script);
     let mut bootstrap = Bootstrap::start(&api, &root, "slow.handler");
     api.push(Event::new("r1", "{}"));
-    let log = bootstrap.wait_for_log("grandchild ");
-    let (handler, grandchild) = (pid_after(&log, "handler "), pid_after(&log, "grandchild "));
+    let log = bootstrap.wait_for_log("grandchild=");
+    let (handler, grandchild) = (pid_after(&log, "handler="), pid_after(&log, "grandchild="));
 
     let signalled = Instant::now();
     // SAFETY: kill takes two integers; the pid is our running child.

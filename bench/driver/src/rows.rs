@@ -1,0 +1,580 @@
+//! Row specs (from the plan's JSON) and running them: `floor` rows run a command once per
+//! event with the event on stdin; `runtime` rows start a Lambda runtime against the loopback
+//! server and drive invocations through it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::client::{Client, Reply};
+use crate::process::{self, Runtime, Spec};
+use crate::server::{Server, Start};
+
+/// How long a runtime gets from spawn to its first /next.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// SIGTERM to SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Floor,
+    Runtime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Check {
+    /// The answer is the event with `"echo": true` added (compared as JSON).
+    Echo,
+    /// The answer is the event, byte for byte.
+    Same,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub spec: Spec,
+    /// Said in the table's notes when this attempt is the one that ran (not the first).
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RowSpec {
+    pub lang: String,
+    pub name: String,
+    /// "floor", "old", "ric" or "": which ratio this row is the base of.
+    pub role: String,
+    pub kind: Kind,
+    pub n: usize,
+    pub warmup: usize,
+    /// Idle time before each invocation (the "arriving apart" scenario).
+    pub gap_ms: u64,
+    pub check: Check,
+    /// 0: a small API-Gateway-like event; else an event of exactly this many bytes.
+    pub event_bytes: usize,
+    /// Tried in order; the first that starts (reaches /next) is measured.
+    pub attempts: Vec<Attempt>,
+}
+
+fn str_field(v: &Value, key: &str) -> Result<String, String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| format!("missing string {key:?}"))
+}
+
+fn num_field(v: &Value, key: &str, default: u64) -> Result<u64, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(x) => x.as_u64().ok_or_else(|| format!("{key:?} is not a non-negative integer")),
+    }
+}
+
+pub fn parse_attempt(v: &Value) -> Result<Attempt, String> {
+    let argv = v
+        .get("argv")
+        .and_then(Value::as_array)
+        .ok_or("attempt without \"argv\"")?
+        .iter()
+        .map(|a| a.as_str().map(str::to_string).ok_or("argv holds a non-string"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut env = BTreeMap::new();
+    if let Some(map) = v.get("env").and_then(Value::as_object) {
+        for (k, val) in map {
+            env.insert(k.clone(), val.as_str().ok_or("env value is not a string")?.to_string());
+        }
+    }
+    let cwd = v.get("cwd").and_then(Value::as_str).map(str::to_string);
+    let note = v.get("note").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    Ok(Attempt { spec: Spec { argv, env, cwd }, note })
+}
+
+pub fn parse_attempts(v: &Value) -> Result<Vec<Attempt>, String> {
+    let list = v.get("attempts").and_then(Value::as_array).ok_or("missing \"attempts\"")?;
+    if list.is_empty() {
+        return Err("\"attempts\" is empty".into());
+    }
+    list.iter().map(parse_attempt).collect()
+}
+
+impl RowSpec {
+    pub fn from_json(v: &Value) -> Result<RowSpec, String> {
+        let kind = match str_field(v, "kind")?.as_str() {
+            "floor" => Kind::Floor,
+            "runtime" => Kind::Runtime,
+            other => return Err(format!("unknown kind {other:?}")),
+        };
+        let check = match v.get("check").and_then(Value::as_str).unwrap_or("echo") {
+            "echo" => Check::Echo,
+            "same" => Check::Same,
+            other => return Err(format!("unknown check {other:?}")),
+        };
+        Ok(RowSpec {
+            lang: str_field(v, "lang")?,
+            name: str_field(v, "name")?,
+            role: v.get("role").and_then(Value::as_str).unwrap_or("").to_string(),
+            kind,
+            n: num_field(v, "n", 100)? as usize,
+            warmup: num_field(v, "warmup", 3)? as usize,
+            gap_ms: num_field(v, "gap_ms", 0)?,
+            check,
+            event_bytes: num_field(v, "event_bytes", 0)? as usize,
+            attempts: parse_attempts(v)?,
+        })
+    }
+
+    fn log_path(&self, log_dir: &Path, attempt: usize) -> PathBuf {
+        let slug: String = format!("{}-{}", self.lang, self.name)
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .collect();
+        let slug = slug.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-");
+        log_dir.join(if attempt == 0 {
+            format!("{slug}.log")
+        } else {
+            format!("{slug}.{attempt}.log")
+        })
+    }
+}
+
+/// The numbers of one row that ran.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    /// Per measured invocation (warm-up excluded).
+    pub latencies: Vec<Duration>,
+    /// Wall time of the measured loop.
+    pub elapsed: Duration,
+    /// Invocations made, warm-up included, and how many of them failed.
+    pub invocations: usize,
+    pub failures: usize,
+    pub first_failure: Option<String>,
+    pub peak_rss_kib: Option<u64>,
+    pub cold_start: Option<Duration>,
+    pub note: Option<String>,
+    /// Why the row stopped before N (the runtime died, the connection broke).
+    pub cut_short: Option<String>,
+}
+
+impl Measured {
+    /// Every invocation failed: the timings measure failing, not the runtime.
+    pub fn all_failed(&self) -> bool {
+        self.invocations > 0 && self.failures >= self.invocations
+    }
+
+    fn fail(&mut self, why: String) {
+        self.failures += 1;
+        self.first_failure.get_or_insert(why);
+    }
+}
+
+pub enum Outcome {
+    Ran(Measured),
+    /// Not measured, and why ("init error: ...").
+    NotAvailable(String),
+}
+
+/// A row being measured: started and warmed up, measured in blocks (so that the rows of a
+/// language can take turns and see the same machine), then finished.
+pub struct Active<'a> {
+    row: &'a RowSpec,
+    state: State,
+    m: Measured,
+    /// Invocations made, warm-up included: the next event's sequence number.
+    seq: usize,
+}
+
+enum State {
+    Floor { log: File },
+    Runtime(Box<Live>),
+    NotAvailable(String),
+    Finished,
+}
+
+struct Live {
+    started: Started,
+    client: Option<Client>,
+    watcher_done: Arc<AtomicBool>,
+    watcher: Option<thread::JoinHandle<()>>,
+}
+
+impl<'a> Active<'a> {
+    /// Start the row (a runtime: the first attempt that reaches /next) and run its warm-up.
+    pub fn prepare(row: &'a RowSpec, log_dir: &Path) -> Active<'a> {
+        let mut active = Active { row, state: State::Finished, m: Measured::default(), seq: 0 };
+        active.state = match row.kind {
+            Kind::Floor => {
+                let path = row.log_path(log_dir, 0);
+                match File::create(&path) {
+                    Ok(log) => State::Floor { log },
+                    Err(e) => State::NotAvailable(format!("cannot open {}: {e}", path.display())),
+                }
+            }
+            Kind::Runtime => active.start_runtime(log_dir),
+        };
+        for _ in 0..row.warmup {
+            if !active.invoke_once(false) {
+                break;
+            }
+        }
+        active
+    }
+
+    fn start_runtime(&mut self, log_dir: &Path) -> State {
+        let mut failed: Vec<String> = Vec::new();
+        for (i, attempt) in self.row.attempts.iter().enumerate() {
+            let started = match start(attempt, &self.row.log_path(log_dir, i)) {
+                Ok(started) => started,
+                Err(why) => {
+                    failed.push(why);
+                    continue;
+                }
+            };
+            if i > 0 {
+                let why = failed.last().cloned().unwrap_or_default();
+                let what = attempt.note.clone().unwrap_or_else(|| format!("attempt {}", i + 1));
+                self.m.note = Some(format!("{what} (the first attempt failed: {why})"));
+            }
+            self.m.cold_start = Some(started.cold_start);
+            // Tell the server when the runtime dies, so that a pending Invoke fails at once.
+            let watcher_done = Arc::new(AtomicBool::new(false));
+            let watcher = {
+                let done = Arc::clone(&watcher_done);
+                let pid = started.runtime.pid();
+                let gone = started.server.notifier();
+                thread::spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        if !process::alive(pid) {
+                            gone.runtime_gone();
+                            return;
+                        }
+                        thread::sleep(Duration::from_millis(50));
+                    }
+                })
+            };
+            let client = match Client::connect(started.server.addr()) {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    self.m.cut_short = Some(format!("cannot connect to the Invoke endpoint: {e}"));
+                    None
+                }
+            };
+            return State::Runtime(Box::new(Live {
+                started,
+                client,
+                watcher_done,
+                watcher: Some(watcher),
+            }));
+        }
+        State::NotAvailable(failed.pop().unwrap_or_default())
+    }
+
+    /// Whether more invocations can be made (started, and not cut short).
+    pub fn usable(&self) -> bool {
+        matches!(self.state, State::Floor { .. } | State::Runtime(_)) && self.m.cut_short.is_none()
+    }
+
+    /// Up to `count` measured invocations, one after another.
+    pub fn block(&mut self, count: usize) {
+        let started = Instant::now();
+        let mut gaps = Duration::ZERO;
+        for _ in 0..count {
+            if !self.usable() {
+                break;
+            }
+            if self.row.gap_ms > 0 && self.seq > 0 {
+                let gap = Duration::from_millis(self.row.gap_ms);
+                thread::sleep(gap);
+                gaps += gap;
+            }
+            self.invoke_once(true);
+        }
+        // The loop's wall time without the idle gaps (a gap row reports no rate anyway).
+        self.m.elapsed += started.elapsed().saturating_sub(gaps);
+    }
+
+    /// Measured invocations so far.
+    pub fn measured(&self) -> usize {
+        self.m.latencies.len()
+    }
+
+    /// One invocation; `false` when the row cannot go on.
+    fn invoke_once(&mut self, measured: bool) -> bool {
+        if !self.usable() {
+            return false;
+        }
+        let ev = event(self.seq, self.row.event_bytes);
+        self.seq += 1;
+        self.m.invocations += 1;
+        let result = match &mut self.state {
+            State::Floor { log } => floor_once(self.row, log, ev),
+            State::Runtime(live) => runtime_once(self.row, live, ev),
+            State::NotAvailable(_) | State::Finished => return false,
+        };
+        match result {
+            Ok((took, verdict)) => {
+                if measured {
+                    self.m.latencies.push(took);
+                }
+                if let Err(why) = verdict {
+                    self.m.fail(why);
+                }
+            }
+            // A floor command that cannot even start is not available, like a runtime.
+            Err(why) if self.row.kind == Kind::Floor && self.m.invocations == 1 => {
+                self.state = State::NotAvailable(why);
+            }
+            Err(why) => {
+                self.m.fail(why.clone());
+                self.m.cut_short =
+                    Some(format!("{why} (after {} invocations)", self.m.invocations - 1));
+            }
+        }
+        if let State::Runtime(live) = &self.state {
+            if self.m.cut_short.is_none() && live.started.runtime.exited() {
+                self.m.cut_short =
+                    Some(format!("the runtime exited after {} invocations", self.m.invocations));
+            }
+        }
+        self.usable()
+    }
+
+    /// Stop the runtime (reading its peak RSS first) and give the row's outcome.
+    pub fn finish(mut self) -> Outcome {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::NotAvailable(why) => return Outcome::NotAvailable(why),
+            State::Floor { .. } | State::Finished => {}
+            State::Runtime(live) => {
+                let Live { started, client, watcher_done, watcher } = *live;
+                let Started { mut server, mut runtime, .. } = started;
+                self.m.peak_rss_kib = runtime.peak_rss_kib();
+                watcher_done.store(true, Ordering::Relaxed);
+                if let Some(w) = watcher {
+                    let _ = w.join();
+                }
+                drop(client);
+                runtime.stop(STOP_GRACE);
+                server.stop();
+                for what in server.unexpected() {
+                    self.m.fail(format!("unexpected request: {what}"));
+                }
+            }
+        }
+        Outcome::Ran(std::mem::take(&mut self.m))
+    }
+}
+
+/// Run a row on its own: warm-up, N measured invocations, stop.
+pub fn run(row: &RowSpec, log_dir: &Path) -> Outcome {
+    let mut active = Active::prepare(row, log_dir);
+    active.block(row.n);
+    active.finish()
+}
+
+/// What one invocation gave: its latency and whether the answer was right; `Err` when it
+/// could not be made at all (the command did not start, the connection broke).
+type Once = Result<(Duration, Result<(), String>), String>;
+
+/// One floor run: start the command, event on stdin, read stdout, wait.
+fn floor_once(row: &RowSpec, log: &File, ev: Vec<u8>) -> Once {
+    let spec = &row.attempts[0].spec;
+    let mut cmd = spec.command().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log.try_clone().map_err(|e| e.to_string())?);
+    let t = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", spec.argv[0]))?;
+    // Write stdin from a thread so that a child that prints first cannot deadlock us.
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&ev);
+        ev
+    });
+    let mut out = Vec::new();
+    let read = child.stdout.take().expect("piped stdout").read_to_end(&mut out);
+    let status = child.wait();
+    let took = t.elapsed();
+    let ev = writer.join().expect("stdin writer");
+    let verdict = match (read, status) {
+        (Ok(_), Ok(status)) if status.success() => check(row.check, &ev, &out),
+        (_, Ok(status)) => Err(format!("{status}: {}", snippet(&out))),
+        (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+    };
+    Ok((took, verdict))
+}
+
+fn runtime_once(row: &RowSpec, live: &mut Live, ev: Vec<u8>) -> Once {
+    let client = live.client.as_mut().ok_or("no Invoke connection")?;
+    let (took, reply) =
+        client.invoke(&ev).map_err(|e| format!("the Invoke connection failed: {e}"))?;
+    Ok((took, check_reply(row.check, &ev, &reply)))
+}
+
+/// A small API-Gateway-shaped event, different for every invocation; or a big one.
+pub fn event(seq: usize, bytes: usize) -> Vec<u8> {
+    if bytes == 0 {
+        return format!(
+            concat!(
+                r#"{{"seq":{seq},"resource":"/orders/{{id}}","path":"/orders/{seq}","httpMethod":"POST","#,
+                r#""headers":{{"content-type":"application/json","user-agent":"bench-driver/1"}},"#,
+                r#""queryStringParameters":{{"page":"1"}},"#,
+                r#""body":"{{\"item\":\"book\",\"qty\":2}}","isBase64Encoded":false}}"#
+            ),
+            seq = seq
+        )
+        .into_bytes();
+    }
+    let head = format!(r#"{{"seq":{seq},"data":""#);
+    let tail = r#""}"#;
+    let fill = bytes.saturating_sub(head.len() + tail.len());
+    let mut out = Vec::with_capacity(bytes);
+    out.extend_from_slice(head.as_bytes());
+    out.extend((0..fill).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36]));
+    out.extend_from_slice(tail.as_bytes());
+    out
+}
+
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).replace('\n', " ");
+    if bytes.len() > 200 {
+        format!("{text}... ({} bytes)", bytes.len())
+    } else {
+        text
+    }
+}
+
+/// `Ok` when `answer` is the right answer to `event`.
+pub fn check(kind: Check, event: &[u8], answer: &[u8]) -> Result<(), String> {
+    match kind {
+        Check::Same if answer == event => Ok(()),
+        Check::Same => Err(format!("answer differs from the event: {}", snippet(answer))),
+        Check::Echo => {
+            let sent: Value =
+                serde_json::from_slice(event).map_err(|e| format!("bad event: {e}"))?;
+            let mut got: Value = serde_json::from_slice(answer)
+                .map_err(|e| format!("answer is not JSON ({e}): {}", snippet(answer)))?;
+            let Some(obj) = got.as_object_mut() else {
+                return Err(format!("answer is not a JSON object: {}", snippet(answer)));
+            };
+            if obj.remove("echo") != Some(Value::Bool(true)) {
+                return Err(format!("answer lacks \"echo\": true: {}", snippet(answer)));
+            }
+            if got != sent {
+                return Err(format!("answer is not the event plus \"echo\": {}", snippet(answer)));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A runtime that reached /next, with its server.
+pub struct Started {
+    pub server: Server,
+    pub runtime: Runtime,
+    pub cold_start: Duration,
+}
+
+/// Start one attempt and wait for its first /next. `Err` says why it did not get there.
+pub fn start(attempt: &Attempt, log: &Path) -> Result<Started, String> {
+    let server = Server::start().map_err(|e| format!("cannot start the server: {e}"))?;
+    let api = server.addr().to_string();
+    let mut runtime = Runtime::spawn(&attempt.spec, &api, log).map_err(|e| {
+        format!("cannot start {}: {e}", attempt.spec.argv.first().map_or("", String::as_str))
+    })?;
+    let until = runtime.spawned + START_TIMEOUT;
+    loop {
+        match server.start_event() {
+            Some(Start::Next(at)) => {
+                let cold_start = at - runtime.spawned;
+                return Ok(Started { server, runtime, cold_start });
+            }
+            Some(Start::InitError(body)) => {
+                runtime.stop(STOP_GRACE);
+                return Err(format!("init error: {}", init_error_summary(&body)));
+            }
+            None => {}
+        }
+        if runtime.exited() {
+            // An init error posted just before exiting is already recorded; check once more.
+            if let Some(Start::InitError(body)) = server.start_event() {
+                runtime.stop(STOP_GRACE);
+                return Err(format!("init error: {}", init_error_summary(&body)));
+            }
+            let status = runtime.exit_status().map(|s| s.to_string()).unwrap_or_default();
+            let line = process::first_log_line(log).unwrap_or_default();
+            return Err(format!("exited ({status}) before /next: {line}"));
+        }
+        if Instant::now() >= until {
+            runtime.stop(STOP_GRACE);
+            return Err(format!("no /next within {} s", START_TIMEOUT.as_secs()));
+        }
+        server.wait_change(Duration::from_millis(5));
+    }
+}
+
+/// The first line of the init error's message (plus the `unknown field` line of a config
+/// error, which names the key).
+fn init_error_summary(body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.get("errorMessage"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut summary = lines.next().unwrap_or("(empty message)").to_string();
+    if let Some(key) = lines.find(|l| l.starts_with("unknown field")) {
+        summary = format!("{summary}: {key}");
+    }
+    summary
+}
+
+fn check_reply(kind: Check, ev: &[u8], reply: &Reply) -> Result<(), String> {
+    if reply.status != "200 OK" {
+        return Err(format!("Invoke answered {}: {}", reply.status, snippet(&reply.body)));
+    }
+    if let Some(error_type) = &reply.function_error {
+        let message = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| snippet(&reply.body));
+        return Err(format!("function error {error_type}: {message}"));
+    }
+    check(kind, ev, &reply.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_and_checks() {
+        let ev = event(7, 0);
+        let v: Value = serde_json::from_slice(&ev).unwrap();
+        assert_eq!(v["seq"], 7);
+        let mut answer = v.clone();
+        answer["echo"] = Value::Bool(true);
+        assert!(check(Check::Echo, &ev, answer.to_string().as_bytes()).is_ok());
+        assert!(check(Check::Echo, &ev, &ev).is_err());
+        assert!(check(Check::Echo, &event(8, 0), answer.to_string().as_bytes()).is_err());
+        let big = event(1, 5_000_000);
+        assert_eq!(big.len(), 5_000_000);
+        assert!(serde_json::from_slice::<Value>(&big).is_ok());
+        assert!(check(Check::Same, &big, &big).is_ok());
+    }
+
+    #[test]
+    fn init_error_summary_names_the_key() {
+        let body = br#"{"errorType":"Runtime.InvalidConfig","errorMessage":"invalid config: x.toml: TOML parse error at line 4\n  |\nunknown field `protocol`, expected `command`"}"#;
+        assert_eq!(
+            init_error_summary(body),
+            "invalid config: x.toml: TOML parse error at line 4: unknown field `protocol`, expected `command`"
+        );
+    }
+}

@@ -1,0 +1,6 @@
+# The benchmark's echo handler: the event back with one field added.
+
+
+def handler(event, context):
+    event["echo"] = True
+    return event
