@@ -106,9 +106,7 @@ fn is_host_port(authority: &str) -> bool {
         && port.bytes().all(|b| b.is_ascii_digit())
         && port.parse::<u16>().is_ok_and(|p| p > 0);
     let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(v6) => {
-            !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        }
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
         None => {
             !host.is_empty()
                 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
@@ -377,6 +375,7 @@ mod tests {
         for bad in [
             "",
             "127::9001",
+            "[::4:::4:4:::45]:9",
             "169.2954.100SS]:9000",
             "a%:1",
             "x:+1",
