@@ -2,7 +2,15 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// (interpreter, fixture directory, extension, reply the echo adds)
+/// (interpreter, fixture directory, extension) of every built-in runner.
+const ALL_LANGUAGES: [(&str, &str, &str); 4] = [
+    ("perl", "perl", "pl"),
+    ("python3", "python", "py"),
+    ("node", "node", "js"),
+    ("bash", "shell", "sh"),
+];
+
+/// The runners whose echo fixture decodes JSON and adds `reply`.
 const LANGUAGES: [(&str, &str, &str); 3] =
     [("perl", "perl", "pl"), ("python3", "python", "py"), ("node", "node", "js")];
 
@@ -64,12 +72,7 @@ fn shell_echo_gets_the_event_as_its_first_argument() {
 
 #[test]
 fn context_reaches_every_language() {
-    let cases = [
-        ("perl", "perl", "pl"),
-        ("python3", "python", "py"),
-        ("node", "node", "js"),
-        ("bash", "shell", "sh"),
-    ];
+    let cases = ALL_LANGUAGES;
     for (program, lang, ext) in cases {
         if !have(program) {
             continue;
@@ -147,12 +150,7 @@ fn code_that_does_not_compile_is_reported_per_language() {
 
 #[test]
 fn a_missing_method_is_handler_not_found() {
-    let cases = [
-        ("perl", "perl", "pl"),
-        ("python3", "python", "py"),
-        ("node", "node", "js"),
-        ("bash", "shell", "sh"),
-    ];
+    let cases = ALL_LANGUAGES;
     for (program, lang, ext) in cases {
         if !have(program) {
             continue;
@@ -250,12 +248,7 @@ fn ruby_and_php_run_from_the_example_entries() {
 
 #[test]
 fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
-    let cases = [
-        ("perl", "perl", "pl"),
-        ("python3", "python", "py"),
-        ("node", "node", "js"),
-        ("bash", "shell", "sh"),
-    ];
+    let cases = ALL_LANGUAGES;
     let threads: Vec<_> = cases
         .into_iter()
         .filter(|(program, _, _)| have(program))
