@@ -243,7 +243,6 @@ sub framed {
         send_frame($out, 'error', diagnostic(caught()));
         exit 70;
     };
-    json();    # load JSON::PP now, so that the first event does not pay for it
     send_frame($out, 'ready');
 
     while (defined(my $header = read_header($in))) {
