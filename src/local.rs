@@ -11,7 +11,7 @@ use crate::executor::Executor;
 use crate::handler::{self, Handler, Settings};
 use crate::invocation::{Deadline, Diagnostic, Invocation, RequestId};
 use crate::invoke::Outcome;
-use crate::lambda_env::{ENV_HANDLER, LambdaEnv};
+use crate::lambda_env::{ENV_HANDLER, ENV_TASK_ROOT, LambdaEnv};
 use crate::runtime_api::MAX_EVENT_BYTES;
 use crate::{doctor, fatal, info, process, shutdown, warn};
 
@@ -34,8 +34,18 @@ pub fn exe_dir() -> Option<PathBuf> {
     std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
 }
 
+/// Init as the Lambda loop runs it: `_HANDLER` and `LAMBDA_TASK_ROOT` must be set.
+pub fn resolve_for_lambda(env: &LambdaEnv) -> Result<Handler, Diagnostic> {
+    let (Some(name), Some(task_root)) = (&env.handler, &env.task_root) else {
+        let missing = if env.handler.is_none() { ENV_HANDLER } else { ENV_TASK_ROOT };
+        return Err(missing_variable(missing));
+    };
+    let exe_dir = exe_dir();
+    handler::resolve(&Settings { handler: name, task_root, env, exe_dir: exe_dir.as_deref() })
+}
+
 /// The init error for a variable Lambda always sets.
-pub fn missing_variable(name: &str) -> Diagnostic {
+fn missing_variable(name: &str) -> Diagnostic {
     if name == ENV_HANDLER {
         return Diagnostic::new(
             handler::MALFORMED_HANDLER_NAME,

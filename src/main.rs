@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use bootstrap::cli::{Args, Command};
-use bootstrap::handler::{self, Settings};
-use bootstrap::lambda_env::{ENV_HANDLER, ENV_RUNTIME_API, ENV_TASK_ROOT, LambdaEnv};
+use bootstrap::lambda_env::{ENV_RUNTIME_API, LambdaEnv};
 use bootstrap::log::{self, LogConfig};
 use bootstrap::runtime_api::{ApiAddress, RuntimeApi};
 use bootstrap::{fatal, local, runtime};
@@ -44,22 +43,7 @@ fn serve(env: &LambdaEnv) -> bool {
     let api = RuntimeApi::new(&address);
 
     // 2. Config, handler file, interpreter: any failure goes to /runtime/init/error.
-    let exe_dir = local::exe_dir();
-    let task_root = env.task_root.clone().unwrap_or_else(|| ".".into());
-    let handler_name = env.handler.as_deref().unwrap_or_default();
-    let settings =
-        Settings { handler: handler_name, task_root: &task_root, env, exe_dir: exe_dir.as_deref() };
-    let missing = if env.handler.is_none() {
-        Some(ENV_HANDLER)
-    } else if env.task_root.is_none() {
-        Some(ENV_TASK_ROOT)
-    } else {
-        None
-    };
-    let resolved = match missing {
-        Some(name) => Err(local::missing_variable(name)),
-        None => handler::resolve(&settings),
-    };
+    let resolved = local::resolve_for_lambda(env);
     let handler = match resolved {
         Ok(handler) => handler,
         Err(diagnostic) => {
