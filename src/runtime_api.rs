@@ -4,14 +4,17 @@
 //! See: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 
 use std::fmt;
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ureq::Agent;
 use ureq::http::Response;
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectionDetails, Connector, TcpConnector, Transport};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    ConnectionDetails, Connector, NextTimeout, TcpConnector, Transport,
+};
 
 use crate::coalesce::CoalescingConnector;
 use crate::invoke::{OpenStream, ResponseStream};
@@ -182,7 +185,7 @@ impl RuntimeApi {
             .build();
         let connects = ConnectCount::default();
         let connector = connects.clone().chain(TcpConnector::default()).chain(CoalescingConnector);
-        let agent = Agent::with_parts(config, connector, DefaultResolver::default());
+        let agent = Agent::with_parts(config, connector, DirectResolver);
         RuntimeApi { agent, base: address.base_url(), connects, address: address.clone() }
     }
 
@@ -309,6 +312,30 @@ impl RuntimeApi {
             return Ok(());
         }
         Err(ApiError::Status { url: url.to_string(), status, body: reply })
+    }
+}
+
+/// Resolves without starting a thread. ureq's default resolver starts one for every request
+/// that has a timeout (our posts do), to bound a DNS lookup; the Runtime API's address is an
+/// IP literal (or `localhost`), which needs no lookup to bound.
+#[derive(Debug)]
+struct DirectResolver;
+
+impl Resolver for DirectResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let authority = uri.authority().ok_or(ureq::Error::HostNotFound)?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(80);
+        let mut resolved = self.empty();
+        for addr in (host, port).to_socket_addrs()?.take(16) {
+            resolved.push(addr);
+        }
+        if resolved.is_empty() { Err(ureq::Error::HostNotFound) } else { Ok(resolved) }
     }
 }
 
