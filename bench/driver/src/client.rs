@@ -15,7 +15,11 @@ pub struct Client {
 }
 
 pub struct Reply {
+    /// When the request left (its single write began).
+    pub sent: Instant,
     pub status: String,
+    /// X-Amz-Request-Id: the request id the runtime was given.
+    pub request_id: Option<String>,
     /// X-Amz-Function-Error was set: the runtime posted /error.
     pub function_error: Option<String>,
     pub body: Vec<u8>,
@@ -58,6 +62,7 @@ impl Client {
                 .to_string()
         });
         let status = head.start[1..].join(" ");
-        Ok((took, Reply { status, function_error, body }))
+        let request_id = head.header("X-Amz-Request-Id").map(str::to_string);
+        Ok((took, Reply { sent, status, request_id, function_error, body }))
     }
 }

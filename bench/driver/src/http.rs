@@ -1,8 +1,10 @@
 //! Minimal HTTP/1.1 message reading for the loopback server and the Invoke client: a start
-//! line, headers, and a body framed by Content-Length or chunked encoding. Enough for curl,
-//! bootstrap's client, awslambdaric's libcurl client and our own client; nothing more.
+//! line, headers, and a body framed by Content-Length or chunked encoding (with trailers).
+//! Enough for curl, bootstrap's client (its streamed posts too), awslambdaric's libcurl client
+//! and our own client; nothing more.
 
 use std::io::{self, BufRead, Read};
+use std::time::Instant;
 
 const MAX_LINE: u64 = 64 * 1024;
 const MAX_HEADERS: usize = 100;
@@ -27,6 +29,11 @@ impl Head {
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+
+    /// Whether the body comes in chunks.
+    pub fn is_chunked(&self) -> bool {
+        self.header_has_token("Transfer-Encoding", "chunked")
     }
 
     /// Whether the sender wants `100 Continue` before sending the body.
@@ -79,57 +86,86 @@ pub fn read_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
     if start.len() < 2 {
         return Err(bad(format!("malformed start line {start:?}")));
     }
-    let mut headers = Vec::new();
+    let headers = read_fields(r, "the headers")?;
+    Ok(Some(Head { start, headers }))
+}
+
+/// Header (or trailer) fields up to the empty line that ends them.
+fn read_fields(r: &mut impl BufRead, what: &str) -> io::Result<Vec<(String, String)>> {
+    let mut fields = Vec::new();
     loop {
-        let line = read_line(r)?.ok_or_else(|| bad("end of stream inside the headers"))?;
+        let line = read_line(r)?.ok_or_else(|| bad(format!("end of stream inside {what}")))?;
         if line.is_empty() {
-            break;
+            return Ok(fields);
         }
-        if headers.len() == MAX_HEADERS {
-            return Err(bad("too many headers"));
+        if fields.len() == MAX_HEADERS {
+            return Err(bad(format!("too many fields in {what}")));
         }
         let (name, value) =
-            line.split_once(':').ok_or_else(|| bad(format!("malformed header {line:?}")))?;
-        headers.push((name.trim().to_string(), value.trim().to_string()));
+            line.split_once(':').ok_or_else(|| bad(format!("malformed field {line:?}")))?;
+        fields.push((name.trim().to_string(), value.trim().to_string()));
     }
-    Ok(Some(Head { start, headers }))
+}
+
+/// A message body as it was read.
+#[derive(Debug, Default)]
+pub struct Body {
+    pub bytes: Vec<u8>,
+    /// Chunked only: when the first non-empty chunk had arrived (a sized body comes with its
+    /// head, as far as the reader can tell).
+    pub first_chunk: Option<Instant>,
+    /// Chunked only: the trailer fields after the last chunk, in order.
+    pub trailers: Vec<(String, String)>,
+}
+
+impl Body {
+    /// The first trailer of that name (case-insensitive).
+    pub fn trailer(&self, name: &str) -> Option<&str> {
+        self.trailers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 /// The body that follows `head`: chunked, by Content-Length, or none.
 pub fn read_body(r: &mut impl BufRead, head: &Head) -> io::Result<Vec<u8>> {
-    if head.header_has_token("Transfer-Encoding", "chunked") {
+    read_body_timed(r, head).map(|body| body.bytes)
+}
+
+/// `read_body`, noting when the first chunk arrived and keeping the trailers.
+pub fn read_body_timed(r: &mut impl BufRead, head: &Head) -> io::Result<Body> {
+    if head.is_chunked() {
         return read_chunked(r);
     }
     let Some(len) = head.header("Content-Length") else {
-        return Ok(Vec::new());
+        return Ok(Body::default());
     };
     let len: usize = len.parse().map_err(|_| bad(format!("bad Content-Length {len:?}")))?;
     if len > MAX_BODY {
         return Err(bad(format!("body of {len} bytes is over the limit")));
     }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
-    Ok(body)
+    let mut bytes = vec![0; len];
+    r.read_exact(&mut bytes)?;
+    Ok(Body { bytes, ..Body::default() })
 }
 
-fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
+fn read_chunked(r: &mut impl BufRead) -> io::Result<Body> {
+    let mut body = Body::default();
     loop {
         let line = read_line(r)?.ok_or_else(|| bad("end of stream inside a chunked body"))?;
         let size = line.split(';').next().unwrap_or("").trim();
         let size =
             usize::from_str_radix(size, 16).map_err(|_| bad(format!("bad chunk size {line:?}")))?;
         if size == 0 {
-            // Trailers, up to the empty line.
-            while !read_line(r)?.ok_or_else(|| bad("end of stream in trailers"))?.is_empty() {}
+            body.trailers = read_fields(r, "the trailers")?;
             return Ok(body);
         }
-        if body.len() + size > MAX_BODY {
+        let bytes = &mut body.bytes;
+        if bytes.len() + size > MAX_BODY {
             return Err(bad("chunked body over the limit"));
         }
-        let start = body.len();
-        body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])?;
+        let start = bytes.len();
+        bytes.resize(start + size, 0);
+        r.read_exact(&mut bytes[start..])?;
+        body.first_chunk.get_or_insert_with(Instant::now);
         if !read_line(r)?.is_some_and(|l| l.is_empty()) {
             return Err(bad("chunk not followed by CRLF"));
         }
@@ -164,6 +200,25 @@ mod tests {
         let h = read_head(&mut r).unwrap().unwrap();
         assert_eq!(read_body(&mut r, &h).unwrap(), b"xyz");
         assert!(read_head(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_streamed_body_keeps_its_trailers_and_first_chunk_time() {
+        let raw = b"POST /r HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    3\r\nabc\r\n0\r\nLambda-Runtime-Function-Error-Type: Runtime.X\r\n\r\n";
+        let mut r = BufReader::new(&raw[..]);
+        let h = read_head(&mut r).unwrap().unwrap();
+        assert!(h.is_chunked());
+        let before = Instant::now();
+        let body = read_body_timed(&mut r, &h).unwrap();
+        assert_eq!(body.bytes, b"abc");
+        assert!(body.first_chunk.is_some_and(|t| t >= before));
+        assert_eq!(body.trailer("lambda-runtime-function-error-type"), Some("Runtime.X"));
+        let empty = b"POST /r HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        let mut r = BufReader::new(&empty[..]);
+        let h = read_head(&mut r).unwrap().unwrap();
+        let body = read_body_timed(&mut r, &h).unwrap();
+        assert!(body.bytes.is_empty() && body.first_chunk.is_none() && body.trailers.is_empty());
     }
 
     #[test]

@@ -5,16 +5,21 @@
 //!                                rows of a language take turns, 10 invocations at a time),
 //!                                print one table, write the plan's "out" JSON
 //! bench-driver row SPEC          run one row (a JSON file or inline JSON), print its numbers
+//! bench-driver profile PLAN.json run rows under strace (and perf stat) and print where their
+//!                                warm path goes, per invocation (bench/run --profile)
 //! ```
 //!
 //! A row spec: `{"lang", "name", "kind": "floor"|"runtime", "n", "warmup", "gap_ms",
-//! "check": "echo"|"same", "event_bytes", "role": "floor"|"old"|"ric"|"",
-//! "attempts": [{"argv": [...], "env": {...}, "cwd": "...", "note": "..."}]}`. A runtime row
-//! gets AWS_LAMBDA_RUNTIME_API on top of `env`; the first attempt that reaches /next is measured.
+//! "check": "echo"|"same"|"text" (with "expect"), "event_bytes", "role": "floor"|"old"|"ric"|"",
+//! "response_mode": "buffered"|"streaming", "attempts": [{"argv": [...], "env": {...},
+//! "cwd": "...", "note": "..."}]}`. A runtime row gets AWS_LAMBDA_RUNTIME_API on top of `env`;
+//! the first attempt that reaches /next is measured. A row with a `response_mode` must post
+//! its answers that way, and also gets the times of their first and last byte at the server.
 
 mod client;
 mod http;
 mod process;
+mod profile;
 mod rows;
 mod server;
 
@@ -30,13 +35,14 @@ use rows::{Outcome, RowSpec};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result =
-        match args.as_slice() {
-            [cmd, plan] if cmd == "plan" => run_plan(Path::new(plan)),
-            [cmd, spec] if cmd == "row" => run_one(spec),
-            _ => Err("usage: bench-driver plan PLAN.json | bench-driver row SPEC.json|'{...}'"
-                .to_string()),
-        };
+    let result = match args.as_slice() {
+        [cmd, plan] if cmd == "plan" => run_plan(Path::new(plan)),
+        [cmd, spec] if cmd == "row" => run_one(spec),
+        [cmd, plan] if cmd == "profile" => profile::run(Path::new(plan)),
+        _ => Err("usage: bench-driver plan PLAN.json | bench-driver row SPEC.json|'{...}' \
+                      | bench-driver profile PLAN.json"
+            .to_string()),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -46,13 +52,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value, String> {
+pub(crate) fn read_json(path: &Path) -> Result<Value, String> {
     let text =
         fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -62,7 +68,7 @@ fn round(x: f64, places: i32) -> f64 {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], q: f64) -> Option<Duration> {
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
     }
@@ -78,6 +84,23 @@ struct Figures {
     p99: Option<Duration>,
     min: Option<Duration>,
     max: Option<Duration>,
+}
+
+/// Median, min and max of unsorted values.
+struct Spread {
+    p50: Option<Duration>,
+    min: Option<Duration>,
+    max: Option<Duration>,
+}
+
+fn spread(values: &[Duration]) -> Spread {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    Spread {
+        p50: percentile(&sorted, 0.5),
+        min: sorted.first().copied(),
+        max: sorted.last().copied(),
+    }
 }
 
 fn figures(row: &RowSpec, m: &rows::Measured) -> Figures {
@@ -134,6 +157,20 @@ fn row_json(row: &RowSpec, outcome: &Outcome, strip: &str) -> Map<String, Value>
             }
             if let Some(why) = &m.cut_short {
                 o.insert("cut_short".into(), json!(why));
+            }
+            if let Some(mode) = row.response_mode {
+                let mode = match mode {
+                    rows::ResponseMode::Buffered => "buffered",
+                    rows::ResponseMode::Streaming => "streaming",
+                };
+                o.insert("response_mode".into(), json!(mode));
+                for (what, values) in [("first_byte", &m.first_byte), ("last_byte", &m.last_byte)] {
+                    let s = spread(values);
+                    let f = |d: Option<Duration>| json!(d.map(|d| round(ms(d), 3)));
+                    o.insert(format!("{what}_p50_ms"), f(s.p50));
+                    o.insert(format!("{what}_min_ms"), f(s.min));
+                    o.insert(format!("{what}_max_ms"), f(s.max));
+                }
             }
         }
     }
@@ -195,6 +232,21 @@ fn run_plan(path: &Path) -> Result<(), String> {
     let done = run_interleaved(specs, &log_dir, &strip);
 
     let extras = plan.get("extras").cloned().unwrap_or(Value::Null);
+    let streaming = match extras.get("streaming") {
+        Some(v) => {
+            let specs = v
+                .get("rows")
+                .and_then(Value::as_array)
+                .ok_or("\"streaming\" without \"rows\"")?
+                .iter()
+                .map(RowSpec::from_json)
+                .collect::<Result<Vec<_>, _>>()?;
+            eprintln!("bench: streaming");
+            let what = v.get("what").and_then(Value::as_str).unwrap_or("").to_string();
+            Some((what, run_interleaved(specs, &log_dir, &strip)))
+        }
+        None => None,
+    };
     let cold = cold_starts(&extras, &log_dir);
     let big = match extras.get("big_event") {
         Some(v) => {
@@ -247,6 +299,11 @@ fn run_plan(path: &Path) -> Result<(), String> {
             .insert("big_event".into(), Value::Object(row_json(&big.row, &big.outcome, &strip)));
         extras_json["big_event"]["event_bytes"] = json!(big.row.event_bytes);
     }
+    if let Some((what, done)) = &streaming {
+        let rows: Vec<Value> =
+            done.iter().map(|d| Value::Object(row_json(&d.row, &d.outcome, &strip))).collect();
+        extras_json.insert("streaming".into(), json!({ "what": what, "rows": rows }));
+    }
     let bins: Map<String, Value> = binaries.iter().map(|(t, s)| (t.clone(), json!(s))).collect();
     extras_json.insert("static_binary_bytes".into(), Value::Object(bins));
     let result = json!({
@@ -268,12 +325,18 @@ fn run_plan(path: &Path) -> Result<(), String> {
     }
 
     // The table.
-    print!("{}", table(&plan, &done, &cold, big.as_ref(), &binaries, elapsed, &strip));
+    let extra = Extras {
+        cold: &cold,
+        big: big.as_ref(),
+        streaming: streaming.as_ref(),
+        binaries: &binaries,
+    };
+    print!("{}", table(&plan, &done, &extra, elapsed, &strip));
     Ok(())
 }
 
 /// Measured invocations per turn when the rows of a language take turns.
-const BLOCK: usize = 10;
+pub(crate) const BLOCK: usize = 10;
 
 /// Run the rows language by language. The rows of one language are all started (and warmed
 /// up) first, then take turns, BLOCK invocations each, until each has its N: so they share
@@ -440,6 +503,62 @@ fn fmt_ratio(x: Option<f64>) -> String {
     }
 }
 
+/// The streaming rows: when the first and the last byte of the answer reached the server,
+/// and the whole answer the client.
+fn streaming_block(
+    t: &mut String,
+    what: &str,
+    done: &[Done],
+    notes: &mut Vec<String>,
+    strip: &str,
+) {
+    let _ = writeln!(t);
+    let _ = writeln!(t, "Streaming: {what}");
+    let header = format!(
+        "{:<7} {:<30} {:>4} {:>13} {:>14} {:>11} {:>5}",
+        "lang", "row", "N", "1st byte ms", "last byte ms", "answer ms", "fail"
+    );
+    let _ = writeln!(t, "{header}");
+    let _ = writeln!(t, "{}", "-".repeat(header.len()));
+    for d in done {
+        let lead = format!("{:<7} {:<30} {:>4}", d.row.lang, d.row.name, d.row.n);
+        let who = format!("streaming, {}", d.row.name);
+        match &d.outcome {
+            Outcome::NotAvailable(why) => {
+                let _ = writeln!(t, "{lead}   n/a ({})", why.replace(strip, ""));
+            }
+            Outcome::Ran(m) => {
+                let _ = writeln!(
+                    t,
+                    "{lead} {:>13} {:>14} {:>11} {:>5}",
+                    fmt_ms(spread(&m.first_byte).p50),
+                    fmt_ms(spread(&m.last_byte).p50),
+                    fmt_ms(figures(&d.row, m).p50),
+                    m.failures
+                );
+                if let Some(why) = &m.first_failure {
+                    notes.push(format!(
+                        "{who}: {} failures, the first: {}",
+                        m.failures,
+                        why.replace(strip, "")
+                    ));
+                }
+                if let Some(why) = &m.cut_short {
+                    let measured = m.latencies.len();
+                    notes.push(format!("{who}: stopped after {measured} of {}: {why}", d.row.n));
+                }
+            }
+        }
+    }
+    for line in [
+        "p50s from sending the Invoke. 1st byte: the answer's first chunk reaches the server (buffered:",
+        "the head of its /response post); last byte: the end of that post; answer: the whole answer",
+        "reaches the client.",
+    ] {
+        let _ = writeln!(t, "{line}");
+    }
+}
+
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -452,15 +571,17 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn table(
-    plan: &Value,
-    done: &[Done],
-    cold: &Cold,
-    big: Option<&Done>,
-    binaries: &[(String, Option<u64>)],
-    elapsed: Option<f64>,
-    strip: &str,
-) -> String {
+/// What the table shows below the rows.
+struct Extras<'a> {
+    cold: &'a Cold,
+    big: Option<&'a Done>,
+    /// What the streaming rows run, and how they did.
+    streaming: Option<&'a (String, Vec<Done>)>,
+    binaries: &'a [(String, Option<u64>)],
+}
+
+fn table(plan: &Value, done: &[Done], extra: &Extras, elapsed: Option<f64>, strip: &str) -> String {
+    let Extras { cold, big, streaming, binaries } = *extra;
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
     let machine = plan.get("machine").cloned().unwrap_or(Value::Null);
     let mut t = String::new();
@@ -559,6 +680,10 @@ fn table(
                 }
             }
         }
+    }
+
+    if let Some((what, done)) = streaming {
+        streaming_block(&mut t, what, done, &mut notes, strip);
     }
 
     let _ = writeln!(t);

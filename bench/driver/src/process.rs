@@ -118,6 +118,43 @@ impl Drop for Runtime {
     }
 }
 
+/// SIGTERM to one process (not its group).
+pub fn terminate(pid: u32) {
+    unsafe { kill(pid as i32, SIGTERM) };
+}
+
+/// The parent process id, by /proc/<pid>/stat.
+pub fn parent(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name: the state, then the parent's id.
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `root` and every process below it, parents before their children, from a scan of /proc.
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut links: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(ppid) = parent(pid) {
+                links.push((ppid, pid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        let mut children: Vec<u32> = links.iter().filter(|l| l.0 == p).map(|l| l.1).collect();
+        children.sort_unstable();
+        found.extend(children);
+        i += 1;
+    }
+    found
+}
+
 /// Running or stopped (not a zombie, not gone), by /proc/<pid>/stat.
 pub fn alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::client::{Client, Reply};
 use crate::process::{self, Runtime, Spec};
-use crate::server::{Server, Start};
+use crate::server::{Delivery, Server, Start};
 
 /// How long a runtime gets from spawn to its first /next.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,12 +29,22 @@ pub enum Kind {
     Runtime,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     /// The answer is the event with `"echo": true` added (compared as JSON).
     Echo,
     /// The answer is the event, byte for byte.
     Same,
+    /// The answer is this text, whatever the event.
+    Text(String),
+}
+
+/// How a row's runtime must post its answers; a row that says so also gets the times at which
+/// each answer's first and last byte reached the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ResponseMode {
+    Buffered,
+    Streaming,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +68,8 @@ pub struct RowSpec {
     pub check: Check,
     /// 0: a small API-Gateway-like event; else an event of exactly this many bytes.
     pub event_bytes: usize,
+    /// Runtime rows: the way the answers must be posted, when the row measures their delivery.
+    pub response_mode: Option<ResponseMode>,
     /// Tried in order; the first that starts (reaches /next) is measured.
     pub attempts: Vec<Attempt>,
 }
@@ -113,7 +125,14 @@ impl RowSpec {
         let check = match v.get("check").and_then(Value::as_str).unwrap_or("echo") {
             "echo" => Check::Echo,
             "same" => Check::Same,
+            "text" => Check::Text(str_field(v, "expect")?),
             other => return Err(format!("unknown check {other:?}")),
+        };
+        let response_mode = match v.get("response_mode").and_then(Value::as_str) {
+            None => None,
+            Some("buffered") => Some(ResponseMode::Buffered),
+            Some("streaming") => Some(ResponseMode::Streaming),
+            Some(other) => return Err(format!("unknown response_mode {other:?}")),
         };
         Ok(RowSpec {
             lang: str_field(v, "lang")?,
@@ -125,6 +144,7 @@ impl RowSpec {
             gap_ms: num_field(v, "gap_ms", 0)?,
             check,
             event_bytes: num_field(v, "event_bytes", 0)? as usize,
+            response_mode,
             attempts: parse_attempts(v)?,
         })
     }
@@ -148,6 +168,10 @@ impl RowSpec {
 pub struct Measured {
     /// Per measured invocation (warm-up excluded).
     pub latencies: Vec<Duration>,
+    /// Per measured invocation of a row with a `response_mode`: Invoke sent → the answer's
+    /// first byte at the server, and → its last byte (the end of the runtime's post).
+    pub first_byte: Vec<Duration>,
+    pub last_byte: Vec<Duration>,
     /// Wall time of the measured loop.
     pub elapsed: Duration,
     /// Invocations made, warm-up included, and how many of them failed.
@@ -298,6 +322,19 @@ impl<'a> Active<'a> {
         self.m.elapsed += started.elapsed().saturating_sub(gaps);
     }
 
+    /// The process id of the runtime, while it runs.
+    pub fn runtime_pid(&self) -> Option<u32> {
+        match &self.state {
+            State::Runtime(live) => Some(live.started.runtime.pid()),
+            _ => None,
+        }
+    }
+
+    /// Failed invocations so far, and why the first failed.
+    pub fn failures(&self) -> (usize, Option<&str>) {
+        (self.m.failures, self.m.first_failure.as_deref())
+    }
+
     /// Measured invocations so far.
     pub fn measured(&self) -> usize {
         self.m.latencies.len()
@@ -317,9 +354,13 @@ impl<'a> Active<'a> {
             State::NotAvailable(_) | State::Finished => return false,
         };
         match result {
-            Ok((took, verdict)) => {
+            Ok(Invoked { took, verdict, bytes_at }) => {
                 if measured {
                     self.m.latencies.push(took);
+                    if let Some((first, last)) = bytes_at {
+                        self.m.first_byte.push(first);
+                        self.m.last_byte.push(last);
+                    }
                 }
                 if let Err(why) = verdict {
                     self.m.fail(why);
@@ -376,9 +417,17 @@ pub fn run(row: &RowSpec, log_dir: &Path) -> Outcome {
     active.finish()
 }
 
-/// What one invocation gave: its latency and whether the answer was right; `Err` when it
-/// could not be made at all (the command did not start, the connection broke).
-type Once = Result<(Duration, Result<(), String>), String>;
+/// What one invocation gave; `Err` when it could not be made at all (the command did not
+/// start, the connection broke).
+type Once = Result<Invoked, String>;
+
+struct Invoked {
+    took: Duration,
+    /// Whether the answer was right.
+    verdict: Result<(), String>,
+    /// With a `response_mode`: Invoke sent → the answer's first and last byte at the server.
+    bytes_at: Option<(Duration, Duration)>,
+}
 
 /// One floor run: start the command, event on stdin, read stdout, wait.
 fn floor_once(row: &RowSpec, log: &File, ev: Vec<u8>) -> Once {
@@ -401,18 +450,44 @@ fn floor_once(row: &RowSpec, log: &File, ev: Vec<u8>) -> Once {
     let took = t.elapsed();
     let ev = writer.join().expect("stdin writer");
     let verdict = match (read, status) {
-        (Ok(_), Ok(status)) if status.success() => check(row.check, &ev, &out),
+        (Ok(_), Ok(status)) if status.success() => check(&row.check, &ev, &out),
         (_, Ok(status)) => Err(format!("{status}: {}", snippet(&out))),
         (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
     };
-    Ok((took, verdict))
+    Ok(Invoked { took, verdict, bytes_at: None })
 }
 
 fn runtime_once(row: &RowSpec, live: &mut Live, ev: Vec<u8>) -> Once {
     let client = live.client.as_mut().ok_or("no Invoke connection")?;
     let (took, reply) =
         client.invoke(&ev).map_err(|e| format!("the Invoke connection failed: {e}"))?;
-    Ok((took, check_reply(row.check, &ev, &reply)))
+    let mut verdict = check_reply(&row.check, &ev, &reply);
+    let mut bytes_at = None;
+    if let Some(mode) = row.response_mode {
+        let delivery = reply.request_id.as_deref().and_then(|id| live.started.server.delivery(id));
+        match check_delivery(mode, delivery) {
+            Ok(d) => {
+                let since_sent = |t: Instant| t.saturating_duration_since(reply.sent);
+                bytes_at = Some((since_sent(d.first_byte), since_sent(d.last_byte)));
+            }
+            Err(why) => verdict = verdict.and(Err(why)),
+        }
+    }
+    Ok(Invoked { took, verdict, bytes_at })
+}
+
+/// The delivery of an answer, if it was posted the way the row wants.
+fn check_delivery(mode: ResponseMode, delivery: Option<Delivery>) -> Result<Delivery, String> {
+    let d = delivery.ok_or("the server has no record of the answer's post")?;
+    match (mode, d.streamed) {
+        (ResponseMode::Streaming, false) => {
+            Err("the answer was posted buffered, not streamed".into())
+        }
+        (ResponseMode::Buffered, true) => {
+            Err("the answer was streamed, not posted buffered".into())
+        }
+        _ => Ok(d),
+    }
 }
 
 /// A small API-Gateway-shaped event, different for every invocation; or a big one.
@@ -449,8 +524,12 @@ fn snippet(bytes: &[u8]) -> String {
 }
 
 /// `Ok` when `answer` is the right answer to `event`.
-pub fn check(kind: Check, event: &[u8], answer: &[u8]) -> Result<(), String> {
+pub fn check(kind: &Check, event: &[u8], answer: &[u8]) -> Result<(), String> {
     match kind {
+        Check::Text(text) if answer == text.as_bytes() => Ok(()),
+        Check::Text(text) => {
+            Err(format!("answer is not {:?}: {}", snippet(text.as_bytes()), snippet(answer)))
+        }
         Check::Same if answer == event => Ok(()),
         Check::Same => Err(format!("answer differs from the event: {}", snippet(answer))),
         Check::Echo => {
@@ -535,7 +614,7 @@ fn init_error_summary(body: &[u8]) -> String {
     summary
 }
 
-fn check_reply(kind: Check, ev: &[u8], reply: &Reply) -> Result<(), String> {
+fn check_reply(kind: &Check, ev: &[u8], reply: &Reply) -> Result<(), String> {
     if reply.status != "200 OK" {
         return Err(format!("Invoke answered {}: {}", reply.status, snippet(&reply.body)));
     }
@@ -560,13 +639,16 @@ mod tests {
         assert_eq!(v["seq"], 7);
         let mut answer = v.clone();
         answer["echo"] = Value::Bool(true);
-        assert!(check(Check::Echo, &ev, answer.to_string().as_bytes()).is_ok());
-        assert!(check(Check::Echo, &ev, &ev).is_err());
-        assert!(check(Check::Echo, &event(8, 0), answer.to_string().as_bytes()).is_err());
+        assert!(check(&Check::Echo, &ev, answer.to_string().as_bytes()).is_ok());
+        assert!(check(&Check::Echo, &ev, &ev).is_err());
+        assert!(check(&Check::Echo, &event(8, 0), answer.to_string().as_bytes()).is_err());
         let big = event(1, 5_000_000);
         assert_eq!(big.len(), 5_000_000);
         assert!(serde_json::from_slice::<Value>(&big).is_ok());
-        assert!(check(Check::Same, &big, &big).is_ok());
+        assert!(check(&Check::Same, &big, &big).is_ok());
+        let two_lines = Check::Text("one\ntwo\n".into());
+        assert!(check(&two_lines, &ev, b"one\ntwo\n").is_ok());
+        assert!(check(&two_lines, &ev, b"one\n").is_err());
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! `POST /2015-03-31/functions/function/invocations` queues the body as an event and holds the
 //! request until the runtime answers it; `GET /2018-06-01/runtime/invocation/next` is a real
 //! long poll, held until an event is queued. Every connection has its own thread.
+//!
+//! A `/response` post may be streamed (`Lambda-Runtime-Function-Response-Mode: streaming`,
+//! chunked, perhaps ending with error trailers): the server notes when its first chunk and its
+//! end arrived, for the Invoke it answers (`Server::delivery`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufReader, Write};
@@ -12,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::http::{self, Head};
+use crate::http::{self, Body, Head};
 
 const API: &str = "/2018-06-01/runtime";
 pub const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
@@ -21,13 +25,31 @@ pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:b
 pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an Invoke waits past the deadline before it gives up on the runtime.
 const INVOKE_GRACE: Duration = Duration::from_secs(5);
+/// The header that announces a streamed response.
+const RESPONSE_MODE: &str = "Lambda-Runtime-Function-Response-Mode";
+/// The header (or, on a stream that failed part-way, the trailer) naming the error.
+const ERROR_TYPE: &str = "Lambda-Runtime-Function-Error-Type";
 
 /// The runtime's answer to one event.
 #[derive(Debug, Clone)]
 pub struct Answer {
-    /// `None` for /response, the Lambda-Runtime-Function-Error-Type (or "") for /error.
+    /// `None` for /response, the Lambda-Runtime-Function-Error-Type (or "") for /error or for
+    /// a streamed /response that ended with that trailer.
     pub error_type: Option<String>,
     pub body: Vec<u8>,
+    /// How the post arrived.
+    pub delivery: Delivery,
+}
+
+/// How and when the runtime's post of an answer reached the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// Posted as a stream: the response-mode header said `streaming`, and the body was chunked.
+    pub streamed: bool,
+    /// The answer's first byte: the first non-empty chunk of a stream, else the post's head.
+    pub first_byte: Instant,
+    /// The end of the post's body (the last chunk and its trailers, for a stream).
+    pub last_byte: Instant,
 }
 
 struct Queued {
@@ -43,6 +65,8 @@ struct State {
     /// Ids handed out by /next and not answered yet.
     in_flight: HashSet<String>,
     answers: HashMap<String, Answer>,
+    /// The delivery of the answer an Invoke returned last, by request id.
+    last_delivery: Option<(String, Delivery)>,
     first_next: Option<Instant>,
     init_error: Option<Vec<u8>>,
     /// Requests the server did not expect (unknown id, unknown path, bad HTTP).
@@ -132,6 +156,14 @@ impl Server {
         Notifier(Arc::clone(&self.shared))
     }
 
+    /// How the answer to that request (the last one an Invoke returned) was posted.
+    pub fn delivery(&self, request_id: &str) -> Option<Delivery> {
+        match &self.shared.lock().last_delivery {
+            Some((id, delivery)) if id == request_id => Some(*delivery),
+            _ => None,
+        }
+    }
+
     pub fn unexpected(&self) -> Vec<String> {
         self.shared.lock().unexpected.clone()
     }
@@ -172,14 +204,15 @@ fn serve(conn: TcpStream, shared: &Shared) {
         if head.expects_continue() && writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
             return;
         }
-        let body = match http::read_body(&mut reader, &head) {
+        let body = match http::read_body_timed(&mut reader, &head) {
             Ok(body) => body,
             Err(e) => {
                 note_unexpected(shared, format!("unreadable body of {:?}: {e}", head.start));
                 return;
             }
         };
-        let Some(reply) = route(&head, body, arrived, shared) else {
+        let ended = Instant::now();
+        let Some(reply) = route(&head, body, (arrived, ended), shared) else {
             let _ = writer.shutdown(Shutdown::Both);
             return;
         };
@@ -209,12 +242,14 @@ fn error_reply(status: &str, error_type: &str, message: &str) -> Vec<u8> {
     http::response(status, &[("Content-Type", "application/json".into())], body.as_bytes())
 }
 
-/// The reply to one request, or `None` to close the connection without one.
-fn route(head: &Head, body: Vec<u8>, arrived: Instant, shared: &Shared) -> Option<Vec<u8>> {
+/// The reply to one request, or `None` to close the connection without one. `times`: when
+/// its head arrived, and when its body ended.
+fn route(head: &Head, body: Body, times: (Instant, Instant), shared: &Shared) -> Option<Vec<u8>> {
+    let (arrived, ended) = times;
     let method = head.start[0].as_str();
     let path = head.start[1].split('?').next().unwrap_or("");
     if method == "POST" && path == INVOKE_PATH {
-        return invoke(body, shared);
+        return invoke(body.bytes, shared);
     }
     let Some(rest) = path.strip_prefix(API) else {
         note_unexpected(shared, format!("{method} {path}"));
@@ -223,14 +258,24 @@ fn route(head: &Head, body: Vec<u8>, arrived: Instant, shared: &Shared) -> Optio
     match (method, rest.split('/').collect::<Vec<_>>().as_slice()) {
         ("GET", ["", "invocation", "next"]) => next(arrived, shared),
         ("POST", ["", "invocation", id, kind @ ("response" | "error")]) => {
-            let error_type = (*kind == "error").then(|| {
-                head.header("Lambda-Runtime-Function-Error-Type").unwrap_or("").to_string()
-            });
-            Some(answer(id, Answer { error_type, body }, shared))
+            // An error is an /error post, or a stream that ended with the error trailers.
+            let error_type = if *kind == "error" {
+                Some(head.header(ERROR_TYPE).unwrap_or("").to_string())
+            } else {
+                body.trailer(ERROR_TYPE).map(str::to_string)
+            };
+            let streamed = head.is_chunked()
+                && head.header(RESPONSE_MODE).is_some_and(|m| m.eq_ignore_ascii_case("streaming"));
+            let delivery = Delivery {
+                streamed,
+                first_byte: body.first_chunk.unwrap_or(arrived),
+                last_byte: ended,
+            };
+            Some(answer(id, Answer { error_type, body: body.bytes, delivery }, shared))
         }
         ("POST", ["", "init", "error"]) => {
             let mut st = shared.lock();
-            st.init_error.get_or_insert(body);
+            st.init_error.get_or_insert(body.bytes);
             shared.changed.notify_all();
             Some(accepted())
         }
@@ -300,6 +345,7 @@ fn invoke(body: Vec<u8>, shared: &Shared) -> Option<Vec<u8>> {
     shared.changed.notify_all();
     let answer = loop {
         if let Some(answer) = st.answers.remove(&id) {
+            st.last_delivery = Some((id.clone(), answer.delivery));
             break answer;
         }
         if st.stopping {
