@@ -159,7 +159,7 @@ fn run(
     }
     let stdin = if handler.payload == PayloadVia::Stdin { Stdio::piped() } else { Stdio::null() };
     command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = command.spawn().map_err(|e| spawn_error(&e, handler))?;
+    let child = shutdown::spawn_tracked(&mut command).map_err(|e| spawn_error(&e, handler))?;
     let kill_at = kill_at(invocation);
     let started = Instant::now();
     let feed_stdin = handler.payload == PayloadVia::Stdin;
@@ -284,7 +284,6 @@ fn supervise(
     stream: Option<OpenStream>,
 ) -> Finished {
     let pid = child.id();
-    shutdown::track(pid);
     let (tx, rx) = mpsc::channel();
     if feed_stdin && let Some(mut stdin) = child.stdin.take() {
         let event = event.to_vec();
@@ -331,9 +330,8 @@ fn supervise(
     // The child is a zombie now, so its pid still names its group: kill what it left behind,
     // then reap it, then anything that escaped the group.
     process::kill_group(pid);
-    shutdown::untrack(pid);
-    finished.status = child.wait();
-    process::kill_orphans(&shutdown::tracked());
+    finished.status = shutdown::untrack_reaping(pid, || child.wait());
+    shutdown::sweep_orphans();
     collect_pipes(&rx, &mut finished);
     finished
 }

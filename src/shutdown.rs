@@ -8,8 +8,9 @@
 //! signal handler may safely do); a thread reads it and does the work.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::fd::FromRawFd;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread;
@@ -107,22 +108,31 @@ impl Drop for EventGuard {
     }
 }
 
-/// Records a running handler's process group, so a shutdown can kill it. If the shutdown has
-/// already begun, the group is killed at once.
-pub fn track(group: u32) {
+/// Starts a handler process and records its process group, so a shutdown can kill it, in one
+/// step under the lock: an orphan sweep never sees it untracked. If the shutdown has already
+/// begun, the group is killed at once.
+pub fn spawn_tracked(command: &mut Command) -> io::Result<Child> {
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    state.groups.push(group);
+    let child = command.spawn()?;
+    state.groups.push(child.id());
     if requested() {
-        process::kill_group(group);
+        process::kill_group(child.id());
     }
+    Ok(child)
 }
 
-/// The process groups of the handlers running now.
-pub fn tracked() -> Vec<u32> {
-    STATE.lock().unwrap_or_else(|e| e.into_inner()).groups.clone()
+/// Forgets a process group and reaps its leader with `reap`, both under the lock, so that an
+/// orphan sweep sees the leader either tracked or gone, never as a stray zombie to take.
+pub fn untrack_reaping<T>(group: u32, reap: impl FnOnce() -> T) -> T {
+    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    state.groups.retain(|g| *g != group);
+    reap()
 }
 
-/// Forgets a process group. Call before reaping its leader: after that the id may be reused.
-pub fn untrack(group: u32) {
-    STATE.lock().unwrap_or_else(|e| e.into_inner()).groups.retain(|g| *g != group);
+/// Kills and reaps the children that belong to no running handler (see
+/// `process::kill_orphans`), under the lock: with concurrent invocations, the handlers of the
+/// other loops are spared.
+pub fn sweep_orphans() {
+    let state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    process::kill_orphans(&state.groups);
 }

@@ -154,7 +154,6 @@ impl Worker {
             Err(e) => return broken(invoke::spawn_error(&e, handler)),
         };
         let pid = child.id();
-        shutdown::track(pid);
         let mut child = child;
         let current = CurrentRequest::default();
         if let Some(stdout) = child.stdout.take() {
@@ -391,9 +390,8 @@ impl Worker {
         let mut child = self.child.take()?;
         let pid = child.id();
         process::kill_group(pid);
-        shutdown::untrack(pid);
-        let status = child.wait().ok();
-        process::kill_orphans(&shutdown::tracked());
+        let status = shutdown::untrack_reaping(pid, || child.wait().ok());
+        shutdown::sweep_orphans();
         status
     }
 
@@ -431,7 +429,7 @@ fn spawn_runner(
     }
     command.env(ENV_FRAMED, "1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     process::pass_fds(&mut command, [to_runner_read.as_raw_fd(), from_runner_write.as_raw_fd()]);
-    let child = command.spawn()?;
+    let child = shutdown::spawn_tracked(&mut command)?;
     // The child has its copies; ours of its ends must close, or we would never see EOF.
     drop(to_runner_read);
     drop(from_runner_write);
