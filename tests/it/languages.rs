@@ -14,7 +14,12 @@ const ALL_LANGUAGES: [(&str, &str, &str); 4] = [
 const LANGUAGES: [(&str, &str, &str); 3] =
     [("perl", "perl", "pl"), ("python3", "python", "py"), ("node", "node", "js")];
 
-/// Serves one event with `fixture` in every mode; returns the post and the log of each.
+/// What the echo fixtures print, which must reach the log and never the response.
+const ECHO_LOG_LINE: &str = "log line from handler";
+
+/// Serves one event with `fixture` in every mode; returns the post and the log of each. The
+/// echo fixtures' log line is waited for: a framed worker's output reaches the log on its own
+/// thread, maybe after the answer.
 fn serve_each_mode(
     lang: &str,
     ext: &str,
@@ -24,20 +29,18 @@ fn serve_each_mode(
     MODES
         .into_iter()
         .map(|mode| {
-            let (post, log) = serve_one(lang, ext, fixture, event.clone(), mode);
-            (mode, post, log)
+            let api = MockApi::start();
+            let file = format!("handler.{ext}");
+            let root = TaskRoot::new().copy(&format!("{lang}/{fixture}.{ext}"), &file).mode(mode);
+            let bootstrap = Bootstrap::start(&api, &root, "handler.handler");
+            api.push(event.clone());
+            let post = api.next_post();
+            if fixture == "echo" {
+                bootstrap.wait_for_log(ECHO_LOG_LINE);
+            }
+            (mode, post, bootstrap.stop())
         })
         .collect()
-}
-
-fn serve_one(lang: &str, ext: &str, fixture: &str, event: Event, mode: Mode) -> (Post, String) {
-    let api = MockApi::start();
-    let file = format!("handler.{ext}");
-    let root = TaskRoot::new().copy(&format!("{lang}/{fixture}.{ext}"), &file).mode(mode);
-    let bootstrap = Bootstrap::start(&api, &root, "handler.handler");
-    api.push(event);
-    let post = api.next_post();
-    (post, bootstrap.stop())
 }
 
 #[test]
@@ -52,7 +55,7 @@ fn echo_in_every_language_keeps_prints_out_of_the_response() {
             assert_eq!(post.path, path, "{lang} {mode:?}: {}", post.body_text());
             let want = json!({"a": [1, "x"], "reply": format!("{lang} ok")});
             assert_eq!(post.json(), want, "{lang} {mode:?}");
-            let in_log = log.contains("log line from handler");
+            let in_log = log.contains(ECHO_LOG_LINE);
             assert!(in_log, "{lang} {mode:?}: handler prints belong in the log:\n{log}");
         }
     }
@@ -66,7 +69,7 @@ fn shell_echo_gets_the_event_as_its_first_argument() {
     let event = Event::new("r1", &br#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#[..]);
     for (mode, post, log) in serve_each_mode("shell", "sh", "echo", event) {
         assert_eq!(post.body_text(), r#"{"s":"$(touch /tmp/x) `id` ; rm -rf /"}"#, "{mode:?}");
-        assert!(log.contains("log line from handler"), "{mode:?}: {log}");
+        assert!(log.contains(ECHO_LOG_LINE), "{mode:?}: {log}");
     }
 }
 
