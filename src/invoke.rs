@@ -81,9 +81,11 @@ pub enum Outcome {
     Response(Vec<u8>),
     Failed(Diagnostic),
     /// The response was streamed to Lambda as the handler wrote it (`bytes` of it), and the
-    /// stream is over: ended cleanly, or with error trailers. `answer` is Lambda's status.
+    /// stream is over: ended cleanly, or with error trailers carrying `failure`. `answer` is
+    /// Lambda's status, or why the stream broke.
     Streamed {
         bytes: u64,
+        failure: Option<Diagnostic>,
         answer: Result<u16, String>,
     },
 }
@@ -378,11 +380,12 @@ impl Finished {
     fn into_outcome(mut self, elapsed: Duration) -> Outcome {
         match self.stdout.take() {
             Some(Captured::Streamed(stream, bytes)) => {
-                let answer = match self.failure(elapsed, b"") {
+                let failure = self.failure(elapsed, b"");
+                let answer = match &failure {
                     None => stream.finish(),
-                    Some(diagnostic) => stream.fail(&diagnostic),
+                    Some(diagnostic) => stream.fail(diagnostic),
                 };
-                Outcome::Streamed { bytes, answer }
+                Outcome::Streamed { bytes, failure, answer }
             }
             Some(Captured::TooLarge(Some(stream))) => {
                 let diagnostic = Diagnostic::new(
@@ -393,13 +396,12 @@ impl Finished {
                         crate::stream::MAX_STREAMED_BYTES
                     ),
                 );
-                Outcome::Streamed {
-                    bytes: crate::stream::MAX_STREAMED_BYTES,
-                    answer: stream.fail(&diagnostic),
-                }
+                let answer = stream.fail(&diagnostic);
+                let bytes = crate::stream::MAX_STREAMED_BYTES;
+                Outcome::Streamed { bytes, failure: Some(diagnostic), answer }
             }
             Some(Captured::StreamBroken(why, bytes)) => {
-                Outcome::Streamed { bytes, answer: Err(why) }
+                Outcome::Streamed { bytes, failure: None, answer: Err(why) }
             }
             Some(Captured::TooLarge(None)) => Outcome::Failed(too_large_diagnostic()),
             Some(Captured::Failed(e)) => Outcome::Failed(Diagnostic::new(

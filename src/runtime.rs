@@ -131,9 +131,14 @@ fn run_one(
             log::failure(id.as_str(), diagnostic, ms);
             api.post_error(id, diagnostic)
         }
-        Outcome::Streamed { bytes, answer } => {
-            let message = format_args!("streamed {bytes} bytes in {ms:.1} ms");
-            log::record(Level::Info, Some(id.as_str()), message);
+        Outcome::Streamed { bytes, failure, answer } => {
+            match failure {
+                Some(diagnostic) => log::failure(id.as_str(), diagnostic, ms),
+                None => {
+                    let message = format_args!("streamed {bytes} bytes in {ms:.1} ms");
+                    log::record(Level::Info, Some(id.as_str()), message);
+                }
+            }
             api.judge_stream(id, answer.clone())
         }
     }

@@ -410,20 +410,28 @@ fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
+/// The errors without their URL: the caller (`RuntimeApi::judge_stream`) names it.
+fn cause(e: StreamError) -> String {
+    match e {
+        StreamError::Io { error, .. } => error.to_string(),
+        StreamError::TooLarge { .. } => e.to_string(),
+    }
+}
+
 impl ResponseStream for StreamingResponse {
     fn write(&mut self, bytes: &[u8]) -> Result<(), StreamWriteError> {
         StreamingResponse::write(self, bytes).map_err(|e| match e {
             StreamError::TooLarge { limit } => StreamWriteError::TooLarge(limit),
-            StreamError::Io { .. } => StreamWriteError::Broken(e.to_string()),
+            StreamError::Io { .. } => StreamWriteError::Broken(cause(e)),
         })
     }
 
     fn finish(self: Box<Self>) -> Result<u16, String> {
-        StreamingResponse::finish(*self).map_err(|e| e.to_string())
+        StreamingResponse::finish(*self).map_err(cause)
     }
 
     fn fail(self: Box<Self>, diagnostic: &Diagnostic) -> Result<u16, String> {
-        StreamingResponse::fail(*self, diagnostic).map_err(|e| e.to_string())
+        StreamingResponse::fail(*self, diagnostic).map_err(cause)
     }
 }
 

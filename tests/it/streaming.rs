@@ -33,10 +33,11 @@ fn the_first_chunk_arrives_while_the_handler_is_still_running() {
 fn a_failure_after_output_started_ends_the_stream_with_error_trailers() {
     let root = TaskRoot::new().script("h", "#!/bin/sh\nprintf partial\necho boom >&2\nexit 3\n");
     let api = MockApi::start();
-    let _b = Bootstrap::start_with(&api, &root, "h.handler", &[STREAMING]);
+    let bootstrap = Bootstrap::start_with(&api, &root, "h.handler", &[STREAMING]);
     api.push(Event::new("r1", "{}"));
     let post = api.expect_post("/runtime/invocation/r1/response");
     assert_eq!(post.body_text(), "partial");
+    bootstrap.wait_for_log("r1 failed in");
     assert_eq!(post.trailer("Lambda-Runtime-Function-Error-Type"), Some("Runtime.ExitError"));
     let body = decode_base64(
         post.trailer("Lambda-Runtime-Function-Error-Body").expect("error body trailer"),
