@@ -103,6 +103,20 @@ fn spread(values: &[Duration]) -> Spread {
     }
 }
 
+/// Notes under the table: a row's failures (the first one quoted) and an early stop.
+fn note_failures(notes: &mut Vec<String>, who: &str, m: &rows::Measured, n: usize, strip: &str) {
+    if let Some(why) = &m.first_failure {
+        notes.push(format!(
+            "{who}: {} failures, the first: {}",
+            m.failures,
+            why.replace(strip, "")
+        ));
+    }
+    if let Some(why) = &m.cut_short {
+        notes.push(format!("{who}: stopped after {} of {n}: {why}", m.latencies.len()));
+    }
+}
+
 fn figures(row: &RowSpec, m: &rows::Measured) -> Figures {
     let mut sorted = m.latencies.clone();
     sorted.sort();
@@ -536,17 +550,7 @@ fn streaming_block(
                     fmt_ms(figures(&d.row, m).p50),
                     m.failures
                 );
-                if let Some(why) = &m.first_failure {
-                    notes.push(format!(
-                        "{who}: {} failures, the first: {}",
-                        m.failures,
-                        why.replace(strip, "")
-                    ));
-                }
-                if let Some(why) = &m.cut_short {
-                    let measured = m.latencies.len();
-                    notes.push(format!("{who}: stopped after {measured} of {}: {why}", d.row.n));
-                }
+                note_failures(notes, &who, m, d.row.n, strip);
             }
         }
     }
@@ -668,16 +672,7 @@ fn table(plan: &Value, done: &[Done], extra: &Extras, elapsed: Option<f64>, stri
                 if let Some(note) = &m.note {
                     notes.push(format!("{who}: {}", note.replace(strip, "")));
                 }
-                if let Some(why) = &m.first_failure {
-                    notes.push(format!(
-                        "{who}: {} failures, the first: {}",
-                        m.failures,
-                        why.replace(strip, "")
-                    ));
-                }
-                if let Some(why) = &m.cut_short {
-                    notes.push(format!("{who}: stopped after {} of {}: {why}", f.n_done, d.row.n));
-                }
+                note_failures(&mut notes, &who, m, d.row.n, strip);
             }
         }
     }
