@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::command::{Placeholder, Template};
+use crate::lambda_env::ENV_CONFIG;
 
 /// The file name looked for beside the executable and in the task root.
 pub const CONFIG_FILE_NAME: &str = "interpreters.toml";
@@ -163,7 +164,13 @@ impl Config {
             }
         }
         if let Some(path) = required {
-            let text = fs::read_to_string(path).map_err(|e| read_error(path, &e))?;
+            let text = fs::read_to_string(path).map_err(|e| {
+                let mut error = read_error(path, &e);
+                error.message.push_str(&format!(
+                    "\nhint: {ENV_CONFIG} names a file that cannot be read; fix the path or unset it"
+                ));
+                error
+            })?;
             layers.push((Source::File(path.to_path_buf()), text));
         }
         Config::from_layers(layers)

@@ -14,9 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::command::{Placeholder, Template};
 use crate::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol, ResponseMode};
 use crate::invocation::Diagnostic;
-use crate::lambda_env::{
-    ENV_CONFIG, ENV_HANDLER, ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv,
-};
+use crate::lambda_env::{ENV_HANDLER, ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
 
 pub const MALFORMED_HANDLER_NAME: &str = "Runtime.MalformedHandlerName";
 pub const HANDLER_NOT_FOUND: &str = "Runtime.HandlerNotFound";
@@ -276,21 +274,12 @@ fn load_config(settings: &Settings, task_root: &Path) -> Result<Config, Diagnost
         optional.push(in_task_root);
     }
     Config::load(&optional, settings.env.config.as_deref()).map_err(|e| {
-        let hint = if settings.env.config.as_deref() == Some(missing_path(&e)) {
-            format!("hint: {ENV_CONFIG} names a file that cannot be read; fix the path or unset it")
-        } else {
-            "hint: fix the entry; the config reference is in the README (interpreters.toml)"
-                .to_string()
-        };
-        Diagnostic::new(INVALID_CONFIG, format!("invalid config: {e}\n{hint}"))
+        let mut message = format!("invalid config: {e}");
+        if !message.contains("\nhint: ") {
+            message.push_str("\nhint: fix the entry; the config reference is in the README");
+        }
+        Diagnostic::new(INVALID_CONFIG, message)
     })
-}
-
-fn missing_path(e: &crate::config::ConfigError) -> &Path {
-    match &e.source {
-        crate::config::Source::File(p) => p,
-        crate::config::Source::BuiltIn => Path::new(""),
-    }
 }
 
 /// The handler file: `<path>` itself, or `<path>.<ext>` for a configured extension.

@@ -636,6 +636,13 @@ pub(crate) fn keep_tail(tail: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// `$TMPDIR/bootstrap-<kind>-<pid>-<n>`: a name no other invocation of this process uses.
+fn unique_temp_path(kind: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("bootstrap-{kind}-{}-{n}", std::process::id()))
+}
+
 /// A private temporary directory for one invocation (or one framed worker), handed to the
 /// handler as `TMPDIR` and removed with its contents when dropped.
 pub(crate) struct ScratchDir {
@@ -647,9 +654,7 @@ pub const ENV_TMPDIR: &str = "TMPDIR";
 
 impl ScratchDir {
     pub(crate) fn create() -> io::Result<ScratchDir> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("bootstrap-tmp-{}-{n}", std::process::id()));
+        let path = unique_temp_path("tmp");
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
         Ok(ScratchDir { path })
     }
@@ -674,10 +679,7 @@ struct EventFile {
 
 impl EventFile {
     fn create(event: &[u8]) -> Result<EventFile, Diagnostic> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("bootstrap-event-{}-{n}.json", std::process::id()));
+        let path = unique_temp_path("event");
         let write = |path: &Path| -> io::Result<()> {
             let mut file: File =
                 OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;

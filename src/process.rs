@@ -57,12 +57,11 @@ pub fn become_subreaper() -> io::Result<()> {
 /// Kills and reaps every child of this process except the process groups in `spare` (the
 /// handlers still running in other invocations). Called after a handler's own process has been
 /// reaped, when the children left are descendants that escaped its group and were re-parented
-/// to us (`become_subreaper`). Returns how many processes were killed.
+/// to us (`become_subreaper`).
 ///
 /// The common case costs one `waitid` that answers "no children". Only when children remain
 /// do we scan `/proc` for processes whose parent is us.
-pub fn kill_orphans(spare: &[u32]) -> usize {
-    let mut killed = 0;
+pub fn kill_orphans(spare: &[u32]) {
     // Each round kills the children we can see; their own children are re-parented to us and
     // show up in the next round. The bound only guards against a fork bomb outpacing us.
     for _ in 0..64 {
@@ -83,7 +82,6 @@ pub fn kill_orphans(spare: &[u32]) -> usize {
             }
             // SAFETY: kill takes two integers; the pid is our unreaped child, so it is ours.
             unsafe { libc::kill(orphan.pid as libc::pid_t, libc::SIGKILL) };
-            killed += 1;
         }
         for orphan in &orphans {
             let mut status = 0;
@@ -91,7 +89,6 @@ pub fn kill_orphans(spare: &[u32]) -> usize {
             unsafe { libc::waitpid(orphan.pid as libc::pid_t, &mut status, 0) };
         }
     }
-    killed
 }
 
 /// Whether this process has any child, alive or not yet reaped (without reaping any).

@@ -189,8 +189,8 @@ impl Worker {
         }
     }
 
-    fn set_current(&self, id: Option<String>) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = id;
+    fn set_current(&self, id: String) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
     }
 
     fn is_healthy(&self) -> bool {
@@ -256,7 +256,7 @@ impl Worker {
             State::Ready => {}
         }
         self.served += 1;
-        self.set_current(Some(invocation.request_id.to_string()));
+        self.set_current(invocation.request_id.to_string());
         self.send(invocation);
         // The id stays until the next event: output read after the result is still this event's.
         let outcome = self.await_result(kill_at, started, handler);
