@@ -36,3 +36,11 @@ mod examples;
 mod api_faults;
 // StreamingResponse, the chunked /response client: chunks as they arrive, trailers, limits.
 mod stream_client;
+// AWS's Python programming model (awslambdaric's behaviours), in every mode.
+mod aws_python;
+// AWS's Node programming model (aws-lambda-nodejs-runtime-interface-client's), in every mode.
+mod aws_node;
+// AWS's Ruby programming model (aws_lambda_ric's), in every mode.
+mod aws_ruby;
+// Perl: the seed convention's context object, and p5-aws-lambda's convention.
+mod perl_conventions;

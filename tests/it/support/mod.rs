@@ -380,7 +380,7 @@ pub enum Mode {
 pub const MODES: [Mode; 3] = [Mode::Plain, Mode::Ahead, Mode::Warm];
 
 impl Mode {
-    /// An interpreters.toml that puts the four built-in runners in this mode.
+    /// An interpreters.toml that puts the five built-in runners in this mode.
     pub fn config(self) -> String {
         let settings = match self {
             Mode::Plain => "protocol = \"plain\"\n",
@@ -392,6 +392,7 @@ impl Mode {
             ("python", "\"py\"", "python3", "python/runner.py"),
             ("node", "\"js\", \"mjs\", \"cjs\"", "node", "node/runner.js"),
             ("shell", "\"sh\"", "bash", "shell/runner.sh"),
+            ("ruby", "\"rb\"", "ruby", "ruby/runner.rb"),
         ];
         runners
             .iter()

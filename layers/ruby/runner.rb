@@ -1,0 +1,2 @@
+# Ruby runner for the `bootstrap` Lambda custom runtime (being written).
+abort "runner.rb: not written yet"
