@@ -74,6 +74,29 @@ impl ResponseMode {
     }
 }
 
+/// How `_HANDLER` names the file and the function, per language, as AWS's runtime for that
+/// language reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum HandlerSyntax {
+    /// `<path>.<method>`, split at the last dot; the path may omit its extension.
+    #[default]
+    #[serde(rename = "file.method")]
+    FileMethod,
+    /// awslambdaric: `<module>.<function>` split at the last dot; the module is a dotted
+    /// (or `/`-separated) module path, a `.py` file or a package's `__init__.py`.
+    #[serde(rename = "python")]
+    Python,
+    /// AWS's Node runtime: the last path component split at its first dot, the rest a
+    /// property path (`app.nested.handler`); the file without extension, then each
+    /// extension in order.
+    #[serde(rename = "node")]
+    Node,
+    /// AWS's Ruby runtime: the last path component split at its first dot; the method is
+    /// `method` or `Module::Class.method`.
+    #[serde(rename = "ruby")]
+    Ruby,
+}
+
 /// How the event reaches the interpreter, decided by the placeholders its command uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadVia {
@@ -97,6 +120,13 @@ pub struct Interpreter {
     pub events_per_process: u32,
     /// Framed only: a worker whose resident memory passes this is killed and replaced.
     pub max_rss_mb: Option<u64>,
+    pub handler_syntax: HandlerSyntax,
+    /// A programming convention the runner offers besides its default (Perl's
+    /// `p5-aws-lambda`), passed to it as `BOOTSTRAP_CONVENTION`.
+    pub convention: Option<String>,
+    /// The argv `bootstrap check` runs to check the handler file's syntax.
+    pub syntax_check: Option<Vec<Template>>,
+    /// The file that set this entry's keys last.
     pub source: Source,
     /// The line of the `[interpreters.NAME]` entry in `source`.
     pub line: usize,
@@ -138,17 +168,21 @@ struct RawConfig {
     interpreters: BTreeMap<String, Spanned<RawInterpreter>>,
 }
 
+/// One entry as a file writes it. Every key is optional here: an entry that names an
+/// interpreter defined earlier changes only the keys it sets; a new one needs `extensions` and
+/// `command`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInterpreter {
-    extensions: Spanned<Vec<String>>,
-    command: Spanned<Vec<String>>,
-    #[serde(default)]
-    protocol: Protocol,
-    #[serde(default)]
-    response_mode: ResponseMode,
+    extensions: Option<Spanned<Vec<String>>>,
+    command: Option<Spanned<Vec<String>>>,
+    protocol: Option<Spanned<Protocol>>,
+    response_mode: Option<Spanned<ResponseMode>>,
     events_per_process: Option<Spanned<u32>>,
     max_rss_mb: Option<Spanned<u64>>,
+    handler_syntax: Option<Spanned<HandlerSyntax>>,
+    convention: Option<Spanned<String>>,
+    syntax_check: Option<Spanned<Vec<String>>>,
 }
 
 impl Config {
@@ -176,18 +210,38 @@ impl Config {
         Config::from_layers(layers)
     }
 
-    /// Merges layers of TOML text; pure, for tests and fuzzing.
+    /// Merges layers of TOML text; pure, for tests and fuzzing. Linear in the number of
+    /// entries: each extension has one owner, looked up rather than searched for.
     pub fn from_layers(layers: Vec<(Source, String)>) -> Result<Config, ConfigError> {
         let mut config = Config { interpreters: BTreeMap::new(), sources: Vec::new() };
+        let mut owner: BTreeMap<String, String> = BTreeMap::new();
         for (source, text) in layers {
-            let interpreters = parse_layer(&source, &text)?;
+            let interpreters = parse_layer(&source, &text, &config.interpreters)?;
             for interpreter in interpreters {
-                // A later layer that claims an extension takes it from earlier interpreters.
-                for other in config.interpreters.values_mut() {
-                    other.extensions.retain(|e| !interpreter.extensions.contains(e));
+                // An extension claimed by this entry is taken from whichever had it before.
+                for ext in &interpreter.extensions {
+                    let Some(previous) = owner.insert(ext.clone(), interpreter.name.clone()) else {
+                        continue;
+                    };
+                    if previous == interpreter.name {
+                        continue;
+                    }
+                    if let Some(other) = config.interpreters.get_mut(&previous) {
+                        other.extensions.retain(|e| e != ext);
+                        // One left with no extension can never be chosen.
+                        if other.extensions.is_empty() {
+                            config.interpreters.remove(&previous);
+                        }
+                    }
                 }
-                // One left with no extension can never be chosen.
-                config.interpreters.retain(|_, other| !other.extensions.is_empty());
+                // Extensions this entry had before and no longer lists are free again.
+                if let Some(before) = config.interpreters.get(&interpreter.name) {
+                    for ext in &before.extensions {
+                        if !interpreter.extensions.contains(ext) {
+                            owner.remove(ext);
+                        }
+                    }
+                }
                 config.interpreters.insert(interpreter.name.clone(), interpreter);
             }
             config.sources.push(source);
@@ -217,46 +271,79 @@ fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
     }
 }
 
-/// Parses and validates one layer. Duplicate extensions within one file are an error.
-fn parse_layer(source: &Source, text: &str) -> Result<Vec<Interpreter>, ConfigError> {
+/// Parses and validates one layer; `earlier` holds the entries of the layers before it, which
+/// an entry of the same name changes key by key. Duplicate extensions within one file are an
+/// error.
+fn parse_layer(
+    source: &Source,
+    text: &str,
+    earlier: &BTreeMap<String, Interpreter>,
+) -> Result<Vec<Interpreter>, ConfigError> {
     let error = |message: String| ConfigError { source: source.clone(), message };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
+    let lines = Lines::new(text);
     let mut claimed: BTreeMap<String, String> = BTreeMap::new();
     let mut interpreters = Vec::new();
     for (name, raw) in raw.interpreters {
-        let line = line_of(text, raw.span().start);
+        let line = lines.of(raw.span().start);
         let raw = raw.into_inner();
         let at = |key: &str, span: std::ops::Range<usize>| {
-            format!("line {}: [interpreters.{name}] {key}", line_of(text, span.start))
+            format!("line {}: [interpreters.{name}] {key}", lines.of(span.start))
         };
-        let ext_at = at("extensions", raw.extensions.span());
-        let cmd_at = at("command", raw.command.span());
-        let extensions = validate_extensions(raw.extensions.into_inner())
-            .map_err(|m| error(format!("{ext_at}: {m}")))?;
-        for ext in &extensions {
-            if let Some(first) = claimed.insert(ext.clone(), name.clone()) {
-                return Err(error(format!(
-                    "{ext_at}: extension {ext:?} is already claimed by [interpreters.{first}] in this file\n\
-                     hint: give each extension to one interpreter"
-                )));
+        let base = earlier.get(&name);
+        let missing = |key: &str| {
+            error(format!(
+                "line {line}: [interpreters.{name}]: {key} is missing\nhint: a new interpreter \
+                 needs extensions and command; to change one defined earlier, use its name \
+                 (built in: {})",
+                builtin_names()
+            ))
+        };
+        let extensions = match (raw.extensions, base) {
+            (Some(extensions), _) => {
+                let ext_at = at("extensions", extensions.span());
+                let extensions = validate_extensions(extensions.into_inner())
+                    .map_err(|m| error(format!("{ext_at}: {m}")))?;
+                for ext in &extensions {
+                    if let Some(first) = claimed.insert(ext.clone(), name.clone()) {
+                        return Err(error(format!(
+                            "{ext_at}: extension {ext:?} is already claimed by \
+                             [interpreters.{first}] in this file\n\
+                             hint: give each extension to one interpreter"
+                        )));
+                    }
+                }
+                extensions
             }
-        }
-        let (command, payload) = validate_command(raw.command.into_inner())
-            .map_err(|m| error(format!("{cmd_at}: {m}")))?;
-        if raw.protocol == Protocol::Framed && payload != PayloadVia::Stdin {
+            (None, Some(base)) => base.extensions.clone(),
+            (None, None) => return Err(missing("extensions")),
+        };
+        let cmd_at = raw.command.as_ref().map(|c| at("command", c.span()));
+        let (command, payload) = match (raw.command, base) {
+            (Some(command), _) => validate_command(command.into_inner())
+                .map_err(|m| error(format!("{}: {m}", cmd_at.clone().unwrap_or_default())))?,
+            (None, Some(base)) => (base.command.clone(), base.payload),
+            (None, None) => return Err(missing("command")),
+        };
+        let protocol =
+            raw.protocol.map(Spanned::into_inner).or(base.map(|b| b.protocol)).unwrap_or_default();
+        if protocol == Protocol::Framed && payload != PayloadVia::Stdin {
             return Err(error(format!(
-                "{cmd_at}: uses {{event}} or {{event_file}}, but protocol = \"framed\" passes the event \
-                 in frames\nhint: remove the placeholder, or set protocol = \"plain\""
+                "{}: uses {{event}} or {{event_file}}, but protocol = \"framed\" passes the event \
+                 in frames\nhint: remove the placeholder, or set protocol = \"plain\"",
+                cmd_at.unwrap_or_else(|| format!("line {line}: [interpreters.{name}] command"))
             )));
         }
+        // Framed-only keys set in this file must come with the framed protocol; ones inherited
+        // from an earlier file are dropped when this file turns the protocol to plain.
         let framed_only = [
             ("events_per_process", raw.events_per_process.as_ref().map(Spanned::span)),
             ("max_rss_mb", raw.max_rss_mb.as_ref().map(Spanned::span)),
         ];
         for (key, span) in framed_only {
             if let Some(span) = span
-                && raw.protocol == Protocol::Plain
+                && protocol == Protocol::Plain
             {
                 return Err(error(format!(
                     "{}: only applies to protocol = \"framed\"\nhint: add protocol = \"framed\" \
@@ -273,20 +360,111 @@ fn parse_layer(source: &Source, text: &str) -> Result<Vec<Interpreter>, ConfigEr
                 at("max_rss_mb", limit.span())
             )));
         }
+        let framed = |value: Option<u64>| value.filter(|_| protocol == Protocol::Framed);
+        let convention = match raw.convention {
+            Some(convention) => {
+                let convention_at = at("convention", convention.span());
+                Some(
+                    validate_convention(convention.into_inner())
+                        .map_err(|m| error(format!("{convention_at}: {m}")))?,
+                )
+            }
+            None => base.and_then(|b| b.convention.clone()),
+        };
+        let syntax_check = match raw.syntax_check {
+            Some(check) => {
+                let check_at = at("syntax_check", check.span());
+                Some(
+                    validate_syntax_check(check.into_inner())
+                        .map_err(|m| error(format!("{check_at}: {m}")))?,
+                )
+            }
+            None => base.and_then(|b| b.syntax_check.clone()),
+        };
         interpreters.push(Interpreter {
-            name,
             extensions,
             command,
             payload,
-            protocol: raw.protocol,
-            response_mode: raw.response_mode,
-            events_per_process: raw.events_per_process.map_or(1, Spanned::into_inner),
-            max_rss_mb: raw.max_rss_mb.map(Spanned::into_inner),
+            protocol,
+            response_mode: raw
+                .response_mode
+                .map(Spanned::into_inner)
+                .or(base.map(|b| b.response_mode))
+                .unwrap_or_default(),
+            events_per_process: raw
+                .events_per_process
+                .map(Spanned::into_inner)
+                .or(base.map(|b| b.events_per_process).filter(|_| protocol == Protocol::Framed))
+                .unwrap_or(1),
+            max_rss_mb: raw
+                .max_rss_mb
+                .map(Spanned::into_inner)
+                .or(framed(base.and_then(|b| b.max_rss_mb))),
+            handler_syntax: raw
+                .handler_syntax
+                .map(Spanned::into_inner)
+                .or(base.map(|b| b.handler_syntax))
+                .unwrap_or_default(),
+            convention,
+            syntax_check,
             source: source.clone(),
             line,
+            name,
         });
     }
     Ok(interpreters)
+}
+
+/// The names of the built-in entries, for hints.
+fn builtin_names() -> String {
+    let raw: Result<RawConfig, _> = toml::from_str(BUILTIN_CONFIG);
+    raw.map(|raw| raw.interpreters.into_keys().collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
+
+/// Line numbers of byte offsets, from the line starts counted once per file.
+struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        let starts = std::iter::once(0)
+            .chain(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1))
+            .collect();
+        Lines { starts }
+    }
+
+    /// The 1-based line holding byte `offset`.
+    fn of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset)
+    }
+}
+
+fn validate_convention(convention: String) -> Result<String, String> {
+    let is_name = !convention.is_empty()
+        && convention.len() <= 64
+        && convention
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if is_name {
+        return Ok(convention);
+    }
+    Err(format!(
+        "{convention:?} is not a convention name\nhint: use letters, digits, '-', '_' or '.', \
+         e.g. convention = \"p5-aws-lambda\""
+    ))
+}
+
+/// `syntax_check`: an argv for `bootstrap check`, with `{file}` (and `{task_root}`,
+/// `{runners}`) but nothing per event.
+fn validate_syntax_check(command: Vec<String>) -> Result<Vec<Template>, String> {
+    let (templates, payload) = validate_command(command)?;
+    if payload != PayloadVia::Stdin {
+        return Err("names the event\nhint: a syntax check reads only the handler file, e.g. \
+                    syntax_check = [\"ruby\", \"-c\", \"{file}\"]"
+            .into());
+    }
+    Ok(templates)
 }
 
 fn validate_extensions(extensions: Vec<String>) -> Result<Vec<String>, String> {
@@ -338,11 +516,6 @@ fn validate_command(command: Vec<String>) -> Result<(Vec<Template>, PayloadVia),
         }
     };
     Ok((templates, payload))
-}
-
-/// The 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 #[cfg(test)]

@@ -6,15 +6,15 @@
 //! root and may omit the extension; the method is a plain identifier (Perl's `::` allowed), so
 //! that a handler name can never become code.
 
-use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::command::{Placeholder, Template};
 use crate::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol, ResponseMode};
+use crate::handler_file::{self, Found};
 use crate::invocation::Diagnostic;
-use crate::lambda_env::{ENV_HANDLER, ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
+use crate::lambda_env::{ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
 
 pub const MALFORMED_HANDLER_NAME: &str = "Runtime.MalformedHandlerName";
 pub const HANDLER_NOT_FOUND: &str = "Runtime.HandlerNotFound";
@@ -72,6 +72,11 @@ impl HandlerName {
         }
         Ok(HandlerName { path: path.to_string(), method: method.to_string() })
     }
+
+    /// The name as `_HANDLER` gave it.
+    pub fn text(&self) -> String {
+        format!("{}.{}", self.path, self.method)
+    }
 }
 
 /// `[A-Za-z0-9_]+` parts joined by `::`.
@@ -85,8 +90,10 @@ fn is_method_name(method: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Handler {
     pub name: HandlerName,
-    /// The handler file, absolute.
+    /// The handler file, absolute. It may be missing when the runner is left to report that.
     pub file: PathBuf,
+    /// The method as the interpreter's handler syntax reads the name (`{method}`).
+    pub method: String,
     pub task_root: PathBuf,
     /// The interpreter entry, or `None` when the file is an executable run directly.
     pub interpreter: Option<Interpreter>,
@@ -177,10 +184,7 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     let name = HandlerName::parse(settings.handler)?;
     let task_root = absolute_task_root(settings.task_root)?;
     let config = load_config(settings, &task_root)?;
-    let base = task_root.join(&name.path);
-    let file = find_file(&base, &config, &name)?;
-    let interpreter =
-        file.extension().and_then(|e| e.to_str()).and_then(|e| config.for_extension(e)).cloned();
+    let Found { file, interpreter, method } = handler_file::find(&task_root, &config, &name)?;
     let stream_content_type = response_mode(settings.env, interpreter.as_ref())?.then(|| {
         let default = crate::stream::DEFAULT_CONTENT_TYPE.to_string();
         settings.env.response_content_type.clone().unwrap_or(default)
@@ -202,7 +206,7 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     };
     let fill = |p| match p {
         Placeholder::File => Some(file.display().to_string()),
-        Placeholder::Method => Some(name.method.clone()),
+        Placeholder::Method => Some(method.clone()),
         Placeholder::TaskRoot => Some(task_root.display().to_string()),
         Placeholder::Runners => runners.as_ref().map(|r| r.display().to_string()),
         Placeholder::Event | Placeholder::EventFile => None,
@@ -218,6 +222,7 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     Ok(Handler {
         name,
         file,
+        method,
         task_root,
         interpreter,
         program,
@@ -280,59 +285,6 @@ fn load_config(settings: &Settings, task_root: &Path) -> Result<Config, Diagnost
         }
         Diagnostic::new(INVALID_CONFIG, message)
     })
-}
-
-/// The handler file: `<path>` itself, or `<path>.<ext>` for a configured extension.
-/// Exactly one must exist.
-fn find_file(base: &Path, config: &Config, name: &HandlerName) -> Result<PathBuf, Diagnostic> {
-    let mut tried = vec![base.to_path_buf()];
-    tried.extend(config.extensions().map(|ext| with_extension_added(base, ext)));
-    let found: Vec<&PathBuf> = tried.iter().filter(|p| p.is_file()).collect();
-    match found.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => {
-            let exts: Vec<&str> = config.extensions().collect();
-            Err(Diagnostic::new(
-                HANDLER_NOT_FOUND,
-                format!(
-                    "handler file not found: no {} or {}.{{{}}}\n\
-                     hint: check {ENV_HANDLER} ({}.{}) against the files in the zip; \
-                     to run another extension, add it to an interpreters.toml",
-                    base.display(),
-                    base.display(),
-                    exts.join(","),
-                    name.path,
-                    name.method,
-                ),
-            ))
-        }
-        many => {
-            let names: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
-            Err(Diagnostic::new(
-                HANDLER_NOT_FOUND,
-                format!(
-                    "handler {}.{} is ambiguous: it matches {}\n\
-                     hint: name the file with its extension in {ENV_HANDLER}, e.g. {}.{}, or remove one",
-                    name.path,
-                    name.method,
-                    names.join(" and "),
-                    many[0]
-                        .strip_prefix(base.parent().unwrap_or(base))
-                        .unwrap_or(many[0])
-                        .display(),
-                    name.method,
-                ),
-            ))
-        }
-    }
-}
-
-/// `lambda_script` + `pl` → `lambda_script.pl` (appends, so `a.b` + `pl` → `a.b.pl`).
-fn with_extension_added(base: &Path, ext: &str) -> PathBuf {
-    let mut s: OsString = base.as_os_str().to_os_string();
-    s.push(".");
-    s.push(ext);
-    PathBuf::from(s)
 }
 
 fn check_executable(file: &Path) -> Result<(), Diagnostic> {
@@ -482,10 +434,5 @@ mod tests {
             assert_eq!(err.error_type, MALFORMED_HANDLER_NAME, "{bad:?}");
             assert!(err.error_message.contains("hint:"), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn appends_extensions() {
-        assert_eq!(with_extension_added(Path::new("/t/a.b"), "pl"), PathBuf::from("/t/a.b.pl"));
     }
 }

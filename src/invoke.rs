@@ -171,11 +171,21 @@ fn run(
 }
 
 /// The handler's program in its own process group, in the task root, with `HOME` if needed.
+///
+/// `_HANDLER` and `LAMBDA_TASK_ROOT` are the values in use (they differ from bootstrap's own
+/// under `bootstrap invoke --handler`), so that a runner can read the name exactly as AWS's
+/// runtime for its language does; `BOOTSTRAP_CONVENTION` names the entry's `convention`.
 pub(crate) fn base_command(handler: &Handler) -> Command {
+    use crate::lambda_env::{ENV_CONVENTION, ENV_HANDLER, ENV_HOME, ENV_TASK_ROOT};
     let mut command = Command::new(&handler.program);
     command.current_dir(&handler.task_root).process_group(0);
+    command.env(ENV_HANDLER, handler.name.text()).env(ENV_TASK_ROOT, &handler.task_root);
+    match handler.interpreter.as_ref().and_then(|i| i.convention.as_deref()) {
+        Some(convention) => command.env(ENV_CONVENTION, convention),
+        None => command.env_remove(ENV_CONVENTION),
+    };
     if handler.needs_home {
-        command.env(crate::lambda_env::ENV_HOME, "/tmp");
+        command.env(ENV_HOME, "/tmp");
     }
     command
 }

@@ -20,6 +20,8 @@ pub const ENV_PATH: &str = "PATH";
 /// Lambda does not set `HOME`; some interpreters want one, so children get `/tmp` then.
 pub const ENV_HOME: &str = "HOME";
 
+/// Set by bootstrap for a runner: the `convention` of its interpreters.toml entry.
+pub const ENV_CONVENTION: &str = "BOOTSTRAP_CONVENTION";
 /// `streaming` or `buffered`: the function's response mode, over the interpreter's.
 pub const ENV_RESPONSE_MODE: &str = "BOOTSTRAP_RESPONSE_MODE";
 /// The Content-Type of a streamed response (default `application/octet-stream`).

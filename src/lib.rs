@@ -11,6 +11,7 @@ pub mod config;
 pub mod doctor;
 pub mod executor;
 pub mod handler;
+pub mod handler_file;
 pub mod invocation;
 pub mod invoke;
 pub mod lambda_env;

@@ -103,3 +103,32 @@ fn a_later_layer_can_take_over_a_built_in_extension() {
     api.push(Event::new("r1", "{}"));
     assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "run by sh");
 }
+
+#[test]
+fn a_later_file_changes_single_keys_of_a_built_in_entry() {
+    let root = TaskRoot::new()
+        .write("interpreters.toml", "[interpreters.perl]\nconvention = \"p5-aws-lambda\"\n")
+        .write("h.pl", "sub handler { 1 }\n1;\n");
+    let task_root = root.path.display().to_string();
+    let out =
+        run_cli(&root, &["check", "--handler", "h.handler", "--task-root", &task_root], &[], None);
+    let shown = text(&out.stdout);
+    // The built-in command and protocol are kept; only the convention was added.
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(shown.contains("perl/runner.pl") && shown.contains("interpreter: perl"), "{shown}");
+}
+
+#[test]
+fn a_new_entry_without_a_command_is_an_error_naming_the_built_in_ones() {
+    let root = TaskRoot::new()
+        .write("interpreters.toml", "[interpreters.pearl]\nconvention = \"p5-aws-lambda\"\n")
+        .write("h.pl", "1;\n");
+    let task_root = root.path.display().to_string();
+    let out =
+        run_cli(&root, &["check", "--handler", "h.handler", "--task-root", &task_root], &[], None);
+    let shown = text(&out.stderr);
+    assert!(!out.status.success(), "{shown}");
+    for expected in ["line 1: [interpreters.pearl]: extensions is missing", "perl, php, python"] {
+        assert!(shown.contains(expected), "want {expected:?} in:\n{shown}");
+    }
+}

@@ -36,6 +36,8 @@ mod examples;
 mod api_faults;
 // StreamingResponse, the chunked /response client: chunks as they arrive, trailers, limits.
 mod stream_client;
+// _HANDLER read per language, as AWS's runtimes read it: which file, which method.
+mod handler_names;
 // AWS's Python programming model (awslambdaric's behaviours), in every mode.
 mod aws_python;
 // AWS's Node programming model (aws-lambda-nodejs-runtime-interface-client's), in every mode.

@@ -1,0 +1,134 @@
+//! `_HANDLER` read per language, as AWS's runtime for each language reads it: which file and
+//! which method each name resolves to, shown by `bootstrap check`. The runners' own behaviour
+//! with those files is tested in the `aws_*` modules.
+
+use crate::support::*;
+
+/// `bootstrap check` for `handler` in `root`: (whether it passed, stdout + stderr).
+fn check(root: &TaskRoot, handler: &str) -> (bool, String) {
+    let task_root = root.path.display().to_string();
+    let out = run_cli(root, &["check", "--handler", handler, "--task-root", &task_root], &[], None);
+    (out.status.success(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// Asserts that `handler` resolves to `file` (relative to the task root), run by
+/// `interpreter`, with `method` as the runner's method argument.
+#[track_caller]
+fn assert_resolves(root: &TaskRoot, handler: &str, file: &str, interpreter: &str, method: &str) {
+    let (ok, shown) = check(root, handler);
+    let want_file = format!("file:        {}\n", root.file(file).display());
+    let want_interpreter = format!("interpreter: {interpreter} ");
+    let want_method = format!("\"{method}\"]");
+    assert!(
+        ok && shown.contains(&want_file)
+            && shown.contains(&want_interpreter)
+            && shown.contains(&want_method),
+        "{handler:?}: want {file} run by {interpreter} with method {method:?}:\n{shown}"
+    );
+}
+
+#[test]
+fn python_names_a_dotted_or_slashed_module_path_or_a_package() {
+    let root = TaskRoot::new()
+        .write("pkg/__init__.py", "")
+        .write("pkg/module.py", "def handler(e, c): return 1\n")
+        .write("dir/mod.py", "def handler(e, c): return 1\n")
+        .write("both/__init__.py", "def handler(e, c): return 1\n")
+        .write("both.py", "def handler(e, c): return 1\n");
+    assert_resolves(&root, "pkg.module.handler", "pkg/module.py", "python", "handler");
+    assert_resolves(&root, "dir/mod.handler", "dir/mod.py", "python", "handler");
+    assert_resolves(&root, "pkg.handler", "pkg/__init__.py", "python", "handler");
+    // Python's import takes the package over a module of the same name.
+    assert_resolves(&root, "both.handler", "both/__init__.py", "python", "handler");
+}
+
+#[test]
+fn node_splits_at_the_first_dot_and_takes_files_in_aws_order() {
+    let root = TaskRoot::new()
+        .write("app.js", "exports.nested = {}\n")
+        .write("lib/index", "exports.handler = 1\n")
+        .write("lib/index.js", "exports.handler = 2\n")
+        .write("esm.mjs", "export const handler = 1\n")
+        .write("esm.cjs", "exports.handler = 2\n")
+        .write("both.js", "exports.handler = 1\n")
+        .write("both.mjs", "export const handler = 2\n");
+    assert_resolves(&root, "app.nested.export.path", "app.js", "node", "nested.export.path");
+    assert_resolves(&root, "lib/index.handler", "lib/index", "node", "handler");
+    assert_resolves(&root, "esm.handler", "esm.mjs", "node", "handler");
+    assert_resolves(&root, "both.handler", "both.js", "node", "handler");
+}
+
+#[test]
+fn an_extensionless_script_is_an_executable_not_node() {
+    let root = TaskRoot::new().script("run", "#!/bin/sh\ncat\n").write("app.js", "");
+    let (ok, shown) = check(&root, "run.handler");
+    assert!(ok && shown.contains("interpreter: none"), "{shown}");
+}
+
+#[test]
+fn ruby_splits_at_the_first_dot_and_keeps_the_namespace_in_the_method() {
+    let root = TaskRoot::new().write("app.rb", "").write("lib/fn.rb", "");
+    assert_resolves(&root, "app.handler", "app.rb", "ruby", "handler");
+    assert_resolves(&root, "app.Module::Klass.process", "app.rb", "ruby", "Module::Klass.process");
+    assert_resolves(&root, "lib/fn.Handler.call", "lib/fn.rb", "ruby", "Handler.call");
+}
+
+#[test]
+fn perl_and_shell_keep_the_last_dot() {
+    let root = TaskRoot::new().write("src/lambda.v2.pl", "").write("h.sh", "");
+    assert_resolves(&root, "src/lambda.v2.handler", "src/lambda.v2.pl", "perl", "handler");
+    assert_resolves(&root, "h.sh.handler", "h.sh", "shell", "handler");
+}
+
+#[test]
+fn a_missing_module_in_a_one_language_task_root_is_left_to_that_runner() {
+    let root = TaskRoot::new().write("other.py", "");
+    assert_resolves(&root, "missing_module.handler", "missing_module.py", "python", "handler");
+    let mixed = TaskRoot::new().write("other.py", "").write("other.pl", "1;\n");
+    let (ok, shown) = check(&mixed, "missing_module.handler");
+    assert!(!ok && shown.contains("Runtime.HandlerNotFound"), "{shown}");
+}
+
+#[test]
+fn the_same_name_in_two_languages_is_still_ambiguous() {
+    let root = TaskRoot::new().write("h.py", "").write("h.js", "");
+    let (ok, shown) = check(&root, "h.handler");
+    assert!(!ok && shown.contains("ambiguous") && shown.contains("h.py"), "{shown}");
+    assert!(shown.contains("h.js"), "{shown}");
+}
+
+#[test]
+fn runners_get_the_handler_name_and_the_convention_in_their_environment() {
+    let config = "[interpreters.env]\nextensions = [\"env\"]\n\
+                  command = [\"/bin/sh\", \"{file}\"]\nconvention = \"c-1\"\n";
+    let root = TaskRoot::new().write("interpreters.toml", config).write(
+        "show.env",
+        "printf '%s|%s|%s' \"$_HANDLER\" \"$BOOTSTRAP_CONVENTION\" \"$LAMBDA_TASK_ROOT\"\n",
+    );
+    let task_root = std::path::absolute(&root.path).unwrap().display().to_string();
+    let out = run_cli(
+        &root,
+        &["invoke", "--handler", "show.anything", "--task-root", &task_root, "-"],
+        &[("_HANDLER", "not.this"), ("BOOTSTRAP_CONVENTION", "inherited")],
+        Some(b"{}"),
+    );
+    assert_eq!(
+        text(&out.stdout),
+        format!("show.anything|c-1|{task_root}"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_inherited_convention_never_reaches_a_runner_without_one() {
+    let root = TaskRoot::new()
+        .write("show.sh", "handler() { printf '[%s]' \"$BOOTSTRAP_CONVENTION\"; }\n");
+    let out = run_cli(
+        &root,
+        &["invoke", "--handler", "show.handler", "-"],
+        &[("BOOTSTRAP_CONVENTION", "inherited")],
+        Some(b"{}"),
+    );
+    assert_eq!(text(&out.stdout), "[]", "{}", text(&out.stderr));
+}
