@@ -222,7 +222,13 @@ impl std::error::Error for HeaderError {}
 pub struct Diagnostic {
     pub error_type: String,
     pub error_message: String,
-    pub stack_trace: Vec<String>,
+    /// Absent when a language runner's document had none (AWS's Node runtime posts `trace`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_trace: Option<Vec<String>>,
+    /// Other keys of a language runner's document (`trace`, `requestId`, ...), posted as they
+    /// came, so that an error reads as the language's own runtime would post it.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Diagnostic {
@@ -230,8 +236,18 @@ impl Diagnostic {
         Diagnostic {
             error_type: error_type.to_string(),
             error_message: error_message.into(),
-            stack_trace: Vec::new(),
+            stack_trace: Some(Vec::new()),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// The stack frames for the log: `stackTrace`, or the `trace` a Node runner sends.
+    pub fn frames(&self) -> Vec<&str> {
+        if let Some(frames) = &self.stack_trace {
+            return frames.iter().map(String::as_str).collect();
+        }
+        let trace = self.extra.get("trace").and_then(|t| t.as_array());
+        trace.into_iter().flatten().filter_map(|f| f.as_str()).collect()
     }
 
     pub fn to_json(&self) -> Vec<u8> {

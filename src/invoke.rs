@@ -523,22 +523,39 @@ fn with_tail(message: String, tail: &[u8]) -> String {
 /// Reads a handler's own `{"errorType", "errorMessage", "stackTrace"}` report.
 pub(crate) fn parse_diagnostic(stdout: &[u8]) -> Option<Diagnostic> {
     let value: serde_json::Value = serde_json::from_slice(stdout).ok()?;
-    let error_type = value.get("errorType")?.as_str()?;
-    let error_message = value.get("errorMessage")?.as_str()?;
+    let object = value.as_object()?;
+    let error_type = object.get("errorType")?.as_str()?;
+    let error_message = object.get("errorMessage")?.as_str()?;
     let mut budget = MAX_DIAGNOSTIC_TEXT;
-    let mut stack_trace = Vec::new();
-    for frame in value.get("stackTrace").and_then(|s| s.as_array()).into_iter().flatten() {
-        let frame = frame.as_str().map_or_else(|| frame.to_string(), str::to_string);
-        if frame.len() > budget {
-            break;
+    let stack_trace = object.get("stackTrace").and_then(|s| s.as_array()).map(|frames| {
+        let mut kept = Vec::new();
+        for frame in frames {
+            let frame = frame.as_str().map_or_else(|| frame.to_string(), str::to_string);
+            if frame.len() > budget {
+                break;
+            }
+            budget -= frame.len();
+            kept.push(frame);
         }
-        budget -= frame.len();
-        stack_trace.push(frame);
+        kept
+    });
+    // The runner's other keys, whole or not at all, within what is left of the budget.
+    let mut extra = serde_json::Map::new();
+    for (key, value) in object {
+        if matches!(key.as_str(), "errorType" | "errorMessage" | "stackTrace") {
+            continue;
+        }
+        let size = key.len() + value.to_string().len();
+        if size <= budget {
+            budget -= size;
+            extra.insert(key.clone(), value.clone());
+        }
     }
     Some(Diagnostic {
         error_type: truncate(error_type, 256),
         error_message: truncate(error_message, MAX_DIAGNOSTIC_TEXT),
         stack_trace,
+        extra,
     })
 }
 
@@ -726,9 +743,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.error_type, "ValueError");
-        assert_eq!(d.stack_trace, vec!["a".to_string(), "1".to_string()]);
+        assert_eq!(d.stack_trace, Some(vec!["a".to_string(), "1".to_string()]));
         assert!(parse_diagnostic(b"plain output").is_none());
         assert!(parse_diagnostic(br#"{"errorType":1,"errorMessage":"x"}"#).is_none());
+    }
+
+    #[test]
+    fn a_runners_other_keys_are_posted_as_they_came_and_no_stack_trace_is_invented() {
+        let doc = br#"{"errorType":"Error","errorMessage":"m","trace":["Error: m","    at x"],"requestId":"r"}"#;
+        let d = parse_diagnostic(doc).unwrap();
+        assert_eq!(d.stack_trace, None);
+        assert_eq!(d.frames(), vec!["Error: m", "    at x"]);
+        let posted: serde_json::Value = serde_json::from_slice(&d.to_json()).unwrap();
+        let sent: serde_json::Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(posted, sent);
+        let huge =
+            format!(r#"{{"errorType":"E","errorMessage":"m","big":"{}"}}"#, "x".repeat(70_000));
+        let d = parse_diagnostic(huge.as_bytes()).unwrap();
+        assert!(d.extra.is_empty(), "a key over the size budget is left out");
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn failure(request_id: &str, diagnostic: &Diagnostic, elapsed_ms: f64) {
             ",\"errorType\":{},\"errorMessage\":{},\"stackTrace\":{}}}",
             json_string(&diagnostic.error_type),
             json_string(&diagnostic.error_message),
-            serde_json::to_string(&diagnostic.stack_trace).expect("BUG: strings serialize"),
+            serde_json::to_string(&diagnostic.frames()).expect("BUG: strings serialize"),
         ));
         write_line(&object);
         return;
@@ -130,7 +130,7 @@ pub fn failure(request_id: &str, diagnostic: &Diagnostic, elapsed_ms: f64) {
         "[bootstrap] {request_id} failed in {elapsed_ms:.1} ms: {}: {}",
         diagnostic.error_type, diagnostic.error_message
     );
-    for frame in &diagnostic.stack_trace {
+    for frame in diagnostic.frames() {
         text.push('\n');
         text.push_str(frame);
     }
