@@ -24,14 +24,6 @@ impl Executor {
         }
     }
 
-    /// The Content-Type to stream responses with, if they are streamed.
-    pub fn streams(&self) -> Option<&str> {
-        match self {
-            Executor::Plain(handler) => handler.stream_content_type.as_deref(),
-            Executor::Framed(_) => None,
-        }
-    }
-
     /// Gets ready for the next event before it is asked for: starts the next framed worker
     /// and lets it load the handler. Nothing to do in plain mode.
     pub fn prepare(&mut self) {
@@ -40,11 +32,13 @@ impl Executor {
         }
     }
 
-    /// Runs one event; `stream` (for a streaming handler) receives its output as it comes.
-    pub fn invoke(&mut self, invocation: &Invocation, stream: Option<OpenStream>) -> Outcome {
+    /// Runs one event. `stream` opens the streamed response, used when the handler streams:
+    /// a plain handler whose response mode is streaming, or a framed runner that answers with
+    /// a stream.
+    pub fn invoke(&mut self, invocation: &Invocation, stream: OpenStream) -> Outcome {
         match self {
             Executor::Plain(handler) => invoke::invoke(handler, invocation, stream),
-            Executor::Framed(workers) => workers.invoke(invocation),
+            Executor::Framed(workers) => workers.invoke(invocation, stream),
         }
     }
 }

@@ -108,13 +108,16 @@ pub enum StreamWriteError {
     Broken(String),
 }
 
-/// Opens the response stream, called when the handler's first bytes arrive: a handler that
-/// fails before writing anything gets an ordinary error post instead.
-pub type OpenStream = Box<dyn FnOnce() -> Result<Box<dyn ResponseStream>, String> + Send>;
+/// Opens the response stream with a Content-Type, called when the handler's first bytes
+/// arrive (or a framed runner opens its stream): a handler that fails before that gets an
+/// ordinary error post instead.
+pub type OpenStream = Box<dyn FnOnce(&str) -> Result<Box<dyn ResponseStream>, String> + Send>;
 
-/// Runs `handler` for `invocation` and waits for everything it started to be gone. With
-/// `stream`, the handler's stdout goes to it as it is written instead of being collected.
-pub fn invoke(handler: &Handler, invocation: &Invocation, stream: Option<OpenStream>) -> Outcome {
+/// Runs `handler` for `invocation` and waits for everything it started to be gone. When the
+/// handler streams its response, its stdout goes to `stream` as it is written instead of being
+/// collected.
+pub fn invoke(handler: &Handler, invocation: &Invocation, stream: OpenStream) -> Outcome {
+    let stream = handler.stream_content_type.clone().map(|content_type| (stream, content_type));
     match run(handler, invocation, stream) {
         Ok(outcome) => outcome,
         Err(diagnostic) => Outcome::Failed(diagnostic),
@@ -124,7 +127,7 @@ pub fn invoke(handler: &Handler, invocation: &Invocation, stream: Option<OpenStr
 fn run(
     handler: &Handler,
     invocation: &Invocation,
-    stream: Option<OpenStream>,
+    stream: Option<(OpenStream, String)>,
 ) -> Result<Outcome, Diagnostic> {
     let event = &invocation.event;
     let event_file = match handler.payload {
@@ -293,7 +296,7 @@ fn supervise(
     event: &[u8],
     feed_stdin: bool,
     kill_at: Instant,
-    stream: Option<OpenStream>,
+    stream: Option<(OpenStream, String)>,
 ) -> Finished {
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
@@ -308,7 +311,7 @@ fn supervise(
         let tx = tx.clone();
         spawn(move || {
             let captured = match stream {
-                Some(open) => stream_out(stdout, open),
+                Some((open, content_type)) => stream_out(stdout, open, &content_type),
                 None => capture(stdout),
             };
             let _ = tx.send(Report::Stdout(captured));
@@ -398,14 +401,7 @@ impl Finished {
                 Outcome::Streamed { bytes, failure, answer }
             }
             Some(Captured::TooLarge(Some(stream))) => {
-                let diagnostic = Diagnostic::new(
-                    RESPONSE_TOO_LARGE,
-                    format!(
-                        "the handler streamed more than {} bytes, Lambda's limit for a streamed \
-                         response",
-                        crate::stream::MAX_STREAMED_BYTES
-                    ),
-                );
+                let diagnostic = streamed_too_large_diagnostic(crate::stream::MAX_STREAMED_BYTES);
                 let answer = stream.fail(&diagnostic);
                 let bytes = crate::stream::MAX_STREAMED_BYTES;
                 Outcome::Streamed { bytes, failure: Some(diagnostic), answer }
@@ -463,6 +459,16 @@ impl Finished {
         }
         Some(exit_diagnostic(status, self.stderr_tail.as_deref().unwrap_or_default()))
     }
+}
+
+/// The error for a streamed response that went past `limit` bytes.
+pub(crate) fn streamed_too_large_diagnostic(limit: u64) -> Diagnostic {
+    Diagnostic::new(
+        RESPONSE_TOO_LARGE,
+        format!(
+            "the handler streamed more than {limit} bytes, Lambda's limit for a streamed response"
+        ),
+    )
 }
 
 /// The error for a handler stopped because bootstrap is shutting down.
@@ -578,7 +584,7 @@ pub(crate) fn spawn(job: impl FnOnce() + Send + 'static) {
 
 /// Forwards stdout to a response stream as it is written, opening the stream at the first
 /// byte; returns the stream still open, for the caller to end.
-fn stream_out(mut stdout: ChildStdout, open: OpenStream) -> Captured {
+fn stream_out(mut stdout: ChildStdout, open: OpenStream, content_type: &str) -> Captured {
     let mut buf = vec![0u8; 64 * 1024];
     let mut open = Some(open);
     let mut stream: Option<Box<dyn ResponseStream>> = None;
@@ -593,7 +599,7 @@ fn stream_out(mut stdout: ChildStdout, open: OpenStream) -> Captured {
         };
         let writer = match (&mut stream, open.take()) {
             (Some(writer), _) => writer,
-            (None, Some(open)) => match open() {
+            (None, Some(open)) => match open(content_type) {
                 Ok(opened) => stream.insert(opened),
                 Err(why) => return Captured::StreamBroken(why, 0),
             },

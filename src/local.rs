@@ -10,7 +10,7 @@ use crate::cli::Target;
 use crate::executor::Executor;
 use crate::handler::{self, Handler, Settings};
 use crate::invocation::{Deadline, Diagnostic, Invocation, RequestId};
-use crate::invoke::Outcome;
+use crate::invoke::{OpenStream, Outcome, ResponseStream, StreamWriteError};
 use crate::lambda_env::{ENV_HANDLER, ENV_TASK_ROOT, LambdaEnv};
 use crate::runtime_api::MAX_EVENT_BYTES;
 use crate::{doctor, fatal, info, process, shutdown, warn};
@@ -112,9 +112,7 @@ pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Pat
     guard_handlers();
     let _answering = shutdown::event_started();
     let outcome = prepare(env, target, timeout, event).map(|(handler, invocation)| {
-        // Locally the response is printed whole, streamed or not.
-        let handler = Handler { stream_content_type: None, ..handler };
-        let outcome = Executor::new(handler).invoke(&invocation, None);
+        let outcome = Executor::new(handler).invoke(&invocation, stdout_stream());
         if let Outcome::Failed(d) = &outcome {
             info!("{} failed: {}", invocation.request_id, d.error_type);
         }
@@ -122,7 +120,16 @@ pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Pat
     });
     let (bytes, ok) = match outcome {
         Ok(Outcome::Response(body)) => (body, true),
-        Ok(Outcome::Streamed { .. }) => unreachable!("BUG: invoke does not stream"),
+        // The body went to stdout as it was written.
+        Ok(Outcome::Streamed { failure: None, answer: Ok(_), .. }) => (Vec::new(), true),
+        Ok(Outcome::Streamed { answer: Err(why), .. }) => {
+            fatal!("the streamed response could not be written to stdout: {why}");
+            (Vec::new(), false)
+        }
+        Ok(Outcome::Streamed { failure: Some(diagnostic), .. }) => {
+            fatal!("{}: {}", diagnostic.error_type, diagnostic.error_message);
+            (Vec::new(), false)
+        }
         Ok(Outcome::Failed(diagnostic)) | Err(diagnostic) => {
             fatal!("{}: {}", diagnostic.error_type, diagnostic.error_message);
             (diagnostic.to_json(), false)
@@ -132,6 +139,35 @@ pub fn invoke(env: &LambdaEnv, target: &Target, timeout: f64, event: Option<&Pat
     // A closed stdout (`| head`) is the reader's choice; the exit code still tells.
     let _ = stdout.write_all(&bytes).and_then(|()| stdout.flush());
     ok
+}
+
+/// `bootstrap invoke`'s response stream: stdout, written as the handler streams, up to
+/// Lambda's limit for a streamed response.
+fn stdout_stream() -> OpenStream {
+    struct Stdout {
+        written: u64,
+    }
+    impl ResponseStream for Stdout {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), StreamWriteError> {
+            let limit = crate::stream::MAX_STREAMED_BYTES;
+            if self.written + bytes.len() as u64 > limit {
+                return Err(StreamWriteError::TooLarge(limit));
+            }
+            self.written += bytes.len() as u64;
+            let mut stdout = io::stdout().lock();
+            stdout
+                .write_all(bytes)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| StreamWriteError::Broken(e.to_string()))
+        }
+        fn finish(self: Box<Self>) -> Result<u16, String> {
+            Ok(200)
+        }
+        fn fail(self: Box<Self>, _: &Diagnostic) -> Result<u16, String> {
+            Ok(200)
+        }
+    }
+    Box::new(|_content_type: &str| Ok(Box::new(Stdout { written: 0 }) as Box<dyn ResponseStream>))
 }
 
 fn prepare(

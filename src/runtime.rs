@@ -118,8 +118,7 @@ fn run_one(
     let _answering = shutdown::event_started();
     let started = Instant::now();
     let id = &invocation.request_id;
-    let stream = executor.streams().map(|content_type| api.response_stream(id, content_type));
-    let outcome = executor.invoke(invocation, stream);
+    let outcome = executor.invoke(invocation, api.response_stream(id));
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     match &outcome {
         Outcome::Response(body) => {

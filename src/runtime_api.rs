@@ -272,12 +272,11 @@ impl RuntimeApi {
 
     /// A streamed `POST /runtime/invocation/{id}/response`, opened when the handler's first
     /// bytes arrive (see `stream`: ureq cannot send the error trailers).
-    pub fn response_stream(&self, id: &RequestId, content_type: &str) -> OpenStream {
-        let (address, id, content_type) =
-            (self.address.clone(), id.clone(), content_type.to_string());
-        Box::new(move || {
-            let stream = StreamingResponse::start(&address, &id, &content_type)
-                .map_err(|e| e.to_string())?;
+    pub fn response_stream(&self, id: &RequestId) -> OpenStream {
+        let (address, id) = (self.address.clone(), id.clone());
+        Box::new(move |content_type: &str| {
+            let stream =
+                StreamingResponse::start(&address, &id, content_type).map_err(|e| e.to_string())?;
             Ok(Box::new(stream) as Box<dyn ResponseStream>)
         })
     }

@@ -15,9 +15,13 @@
 //!                      error <len>\n<json>          it could not be loaded (then it exits)
 //! bootstrap → runner   invoke <ctx-len> <event-len>\n<context json><event>
 //! runner → bootstrap   ok <len>\n<response>  |  error <len>\n<{"errorType",...}>
+//!                  or  stream <len>\n<content type>, then chunk <len>\n<bytes> ..., then
+//!                      ok or error: a streamed response, forwarded as the chunks come
 //! ```
 //!
-//! End of file on fd 3 tells the runner to exit. Its stdout and stderr go to the log.
+//! End of file on fd 3 tells the runner to exit. Its stdout and stderr go to the log. Reports
+//! from a worker's threads pass through a channel of one slot, so a runner that writes faster
+//! than Lambda reads (or writes when nobody asked) is held back by its pipe, not buffered.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -29,7 +33,10 @@ use std::time::{Duration, Instant};
 
 use crate::handler::Handler;
 use crate::invocation::{Diagnostic, Invocation};
-use crate::invoke::{self, CurrentRequest, MAX_RESPONSE_BYTES, Outcome, ScratchDir};
+use crate::invoke::{
+    self, CurrentRequest, MAX_RESPONSE_BYTES, OpenStream, Outcome, ResponseStream, ScratchDir,
+    StreamWriteError,
+};
 use crate::{info, process, shutdown, warn};
 
 /// Set for a runner that should speak frames on fds 3 and 4.
@@ -47,6 +54,10 @@ const EXIT_WAIT: Duration = Duration::from_secs(1);
 const MAX_HEADER_LINE: u64 = 64;
 /// The largest error document we accept from a runner.
 const MAX_ERROR_FRAME: usize = 1024 * 1024;
+/// The largest chunk frame of a streamed response.
+const MAX_CHUNK_FRAME: usize = 1024 * 1024;
+/// The longest Content-Type a `stream` frame may name.
+const MAX_CONTENT_TYPE: usize = 256;
 
 pub const INVALID_FRAME: &str = "Runtime.InvalidFrame";
 pub const OUT_OF_MEMORY: &str = "Runtime.OutOfMemory";
@@ -70,10 +81,11 @@ impl Workers {
     }
 
     /// Runs one event on the current worker (starting one if needed), then retires the worker
-    /// if it is used up, broken or too big.
-    pub fn invoke(&mut self, invocation: &Invocation) -> Outcome {
+    /// if it is used up, broken or too big. `stream` opens the response stream if the runner
+    /// answers with one.
+    pub fn invoke(&mut self, invocation: &Invocation, stream: OpenStream) -> Outcome {
         let mut worker = self.current.take().unwrap_or_else(|| Worker::start(&self.handler));
-        let outcome = worker.invoke(invocation, &self.handler);
+        let outcome = worker.invoke(invocation, &self.handler, stream);
         let limit = self.handler.events_per_process();
         let used_up = limit != 0 && worker.served >= limit;
         if worker.is_healthy() && !used_up && !worker.is_over_memory(&self.handler) {
@@ -97,6 +109,10 @@ impl Drop for Workers {
 enum Report {
     Ready,
     Result(Outcome),
+    /// The runner opens a streamed response with this Content-Type.
+    StreamOpen(String),
+    /// Bytes of the streamed response.
+    Chunk(Vec<u8>),
     /// The runner announced a response over Lambda's limit; reading stopped.
     TooLarge,
     /// The result pipe closed or carried garbage.
@@ -129,12 +145,12 @@ struct Worker {
 
 impl Worker {
     fn start(handler: &Handler) -> Worker {
-        let (reports_tx, reports) = mpsc::channel();
+        let (reports_tx, reports) = mpsc::sync_channel(1);
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         let broken = |diagnostic| Worker {
             child: None,
             invocations: None,
-            reports: mpsc::channel().1,
+            reports: mpsc::sync_channel(0).1,
             state: State::Broken(diagnostic),
             served: 0,
             exited: true,
@@ -227,7 +243,9 @@ impl Worker {
                     self.state = State::Broken(diagnostic)
                 }
                 Report::Result(Outcome::Response(_) | Outcome::Streamed { .. })
-                | Report::TooLarge => {
+                | Report::TooLarge
+                | Report::StreamOpen(_)
+                | Report::Chunk(_) => {
                     self.state = State::Broken(invalid_frame("a result before it was ready"));
                 }
                 Report::Closed(why) => self.state = State::Broken(self.death(why, until)),
@@ -243,7 +261,12 @@ impl Worker {
         until.min(Instant::now() + EXIT_WAIT)
     }
 
-    fn invoke(&mut self, invocation: &Invocation, handler: &Handler) -> Outcome {
+    fn invoke(
+        &mut self,
+        invocation: &Invocation,
+        handler: &Handler,
+        stream: OpenStream,
+    ) -> Outcome {
         let kill_at = invoke::kill_at(invocation);
         let started = Instant::now();
         self.wait_ready(kill_at);
@@ -259,11 +282,12 @@ impl Worker {
         self.set_current(invocation.request_id.to_string());
         self.send(invocation);
         // The id stays until the next event: output read after the result is still this event's.
-        let outcome = self.await_result(kill_at, started, handler);
+        let mut answer = Answer { open: Some(stream), stream: None, bytes: 0 };
+        let mut outcome = self.await_result(kill_at, started, handler, &mut answer);
         if shutdown::requested() {
-            return Outcome::Failed(invoke::shutdown_diagnostic());
+            outcome = Outcome::Failed(invoke::shutdown_diagnostic());
         }
-        outcome
+        answer.settle(outcome)
     }
 
     /// Writes the invocation frame. A frame that fits in the pipe's buffer (64 KiB on Linux)
@@ -297,7 +321,13 @@ impl Worker {
         });
     }
 
-    fn await_result(&mut self, kill_at: Instant, started: Instant, handler: &Handler) -> Outcome {
+    fn await_result(
+        &mut self,
+        kill_at: Instant,
+        started: Instant,
+        handler: &Handler,
+        answer: &mut Answer,
+    ) -> Outcome {
         let mut until = kill_at;
         loop {
             let mut wait = until.saturating_duration_since(Instant::now());
@@ -306,6 +336,38 @@ impl Worker {
             }
             match self.reports.recv_timeout(wait) {
                 Ok(Report::Result(outcome)) => return outcome,
+                Ok(Report::StreamOpen(content_type)) => {
+                    let Some(open) = answer.open.take() else {
+                        self.kill();
+                        return Outcome::Failed(invalid_frame("a second \"stream\" frame"));
+                    };
+                    match open(&content_type) {
+                        Ok(stream) => answer.stream = Some(stream),
+                        Err(why) => {
+                            self.kill();
+                            return Outcome::Streamed { bytes: 0, failure: None, answer: Err(why) };
+                        }
+                    }
+                }
+                Ok(Report::Chunk(bytes)) => {
+                    let Some(stream) = answer.stream.as_mut() else {
+                        self.kill();
+                        return Outcome::Failed(invalid_frame("a chunk before a \"stream\" frame"));
+                    };
+                    match stream.write(&bytes) {
+                        Ok(()) => answer.bytes += bytes.len() as u64,
+                        Err(StreamWriteError::TooLarge(limit)) => {
+                            self.kill();
+                            return Outcome::Failed(invoke::streamed_too_large_diagnostic(limit));
+                        }
+                        Err(StreamWriteError::Broken(why)) => {
+                            self.kill();
+                            answer.stream = None;
+                            let bytes = answer.bytes;
+                            return Outcome::Streamed { bytes, failure: None, answer: Err(why) };
+                        }
+                    }
+                }
                 Ok(Report::Ready) => {
                     self.kill();
                     return Outcome::Failed(invalid_frame("\"ready\" while an event was running"));
@@ -408,6 +470,44 @@ impl Worker {
     }
 }
 
+/// A streamed answer while it lasts: the opener until a `stream` frame, then the stream.
+struct Answer {
+    open: Option<OpenStream>,
+    stream: Option<Box<dyn ResponseStream>>,
+    bytes: u64,
+}
+
+impl Answer {
+    /// The event's outcome; when a stream was opened, the stream ended by it: the last bytes
+    /// of an `ok` frame and a clean end, or the error as trailers.
+    fn settle(self, outcome: Outcome) -> Outcome {
+        let Some(mut stream) = self.stream else { return outcome };
+        let mut bytes = self.bytes;
+        let failure = match outcome {
+            Outcome::Streamed { .. } => return outcome,
+            Outcome::Failed(diagnostic) => Some(diagnostic),
+            Outcome::Response(body) if body.is_empty() => None,
+            Outcome::Response(body) => match stream.write(&body) {
+                Ok(()) => {
+                    bytes += body.len() as u64;
+                    None
+                }
+                Err(StreamWriteError::TooLarge(limit)) => {
+                    Some(invoke::streamed_too_large_diagnostic(limit))
+                }
+                Err(StreamWriteError::Broken(why)) => {
+                    return Outcome::Streamed { bytes, failure: None, answer: Err(why) };
+                }
+            },
+        };
+        let answer = match &failure {
+            None => stream.finish(),
+            Some(diagnostic) => stream.fail(diagnostic),
+        };
+        Outcome::Streamed { bytes, failure, answer }
+    }
+}
+
 fn invalid_frame(why: &str) -> Diagnostic {
     Diagnostic::new(INVALID_FRAME, format!("the language runner broke the frame protocol: {why}"))
 }
@@ -457,7 +557,7 @@ fn context_json(inv: &Invocation) -> String {
 }
 
 /// Reads frames from the runner's fd 4 until it closes or misbehaves.
-fn read_frames(results: File, reports: &mpsc::Sender<Report>) {
+fn read_frames(results: File, reports: &mpsc::SyncSender<Report>) {
     let mut reader = BufReader::new(results);
     loop {
         let report = match read_frame(&mut reader) {
@@ -497,6 +597,19 @@ fn read_frame(reader: &mut impl BufRead) -> Result<Option<Report>, String> {
         Header::Error(len) if len > MAX_ERROR_FRAME => {
             Err(format!("an error document of {len} bytes, over {MAX_ERROR_FRAME}"))
         }
+        Header::Stream(len) if len > MAX_CONTENT_TYPE => {
+            Err(format!("a stream Content-Type of {len} bytes, over {MAX_CONTENT_TYPE}"))
+        }
+        Header::Stream(len) => {
+            let body = read_exact(reader, len)?;
+            let content_type = String::from_utf8(body)
+                .map_err(|_| "a stream Content-Type that is not UTF-8".to_string())?;
+            Ok(Some(Report::StreamOpen(content_type)))
+        }
+        Header::Chunk(len) if len > MAX_CHUNK_FRAME => {
+            Err(format!("a chunk of {len} bytes, over {MAX_CHUNK_FRAME}"))
+        }
+        Header::Chunk(len) => Ok(Some(Report::Chunk(read_exact(reader, len)?))),
         Header::Error(len) => {
             let body = read_exact(reader, len)?;
             let diagnostic = invoke::parse_diagnostic(&body).ok_or_else(|| {
@@ -519,6 +632,8 @@ enum Header {
     Ready,
     Ok(usize),
     Error(usize),
+    Stream(usize),
+    Chunk(usize),
 }
 
 fn parse_header(line: &str) -> Option<Header> {
@@ -531,6 +646,8 @@ fn parse_header(line: &str) -> Option<Header> {
     match kind {
         "ok" => Some(Header::Ok(len)),
         "error" => Some(Header::Error(len)),
+        "stream" => Some(Header::Stream(len)),
+        "chunk" => Some(Header::Chunk(len)),
         _ => None,
     }
 }

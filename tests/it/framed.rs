@@ -170,3 +170,67 @@ fn a_worker_over_max_rss_mb_is_killed_or_replaced() {
     let next = pid_of("e", r#"{"mib": 1, "sleep": 0}"#);
     assert!(next != first && Some(next) != grown, "the worker over the limit served again");
 }
+
+#[test]
+fn a_framed_runner_streams_its_answer_as_it_writes_it() {
+    if !have("python3") {
+        return;
+    }
+    let (api, root, _bootstrap) = rogue();
+    api.push(Event::new("r1", "stream"));
+    let post = api.expect_post("/runtime/invocation/r1/response");
+    assert_eq!(post.body_text(), "a;b;c");
+    assert_eq!(post.header("Content-Type"), Some("text/plain"));
+    assert_eq!(post.header("Lambda-Runtime-Function-Response-Mode"), Some("streaming"));
+    assert!(post.trailers.is_empty(), "{:?}", post.trailers);
+
+    let made = std::process::Command::new("mkfifo").arg(root.file("gate")).status().unwrap();
+    assert!(made.success());
+    api.push(Event::new("r2", "gated"));
+    // Chunks arrive in order; r1's came first.
+    let first = std::iter::repeat_with(|| api.next_chunk())
+        .find(|chunk| chunk.path.contains("/r2/"))
+        .expect("a chunk of r2");
+    assert_eq!(first.bytes, b"first;", "{}", first.path);
+    // The runner waits on the gate until now: the first chunk came before its answer ended.
+    fs::write(root.file("gate"), "go\n").unwrap();
+    let post = api.expect_post("/runtime/invocation/r2/response");
+    assert_eq!(post.body_text(), "first;last");
+}
+
+#[test]
+fn a_framed_stream_that_fails_ends_with_error_trailers_and_a_stray_chunk_is_a_violation() {
+    if !have("python3") {
+        return;
+    }
+    let (api, _root, _bootstrap) = rogue();
+    api.push(Event::new("r1", "streamfail"));
+    let post = api.expect_post("/runtime/invocation/r1/response");
+    assert_eq!(post.body_text(), "partial");
+    assert_eq!(post.trailer("Lambda-Runtime-Function-Error-Type"), Some("Function.Boom"));
+    let body = post.trailer("Lambda-Runtime-Function-Error-Body").expect("error body trailer");
+    let error: serde_json::Value = serde_json::from_slice(&decode_base64(body)).unwrap();
+    assert_eq!(error["errorMessage"], "after output");
+    api.push(Event::new("r2", "chunkfirst"));
+    assert_error(
+        &api.expect_post("/runtime/invocation/r2/error"),
+        "Runtime.InvalidFrame",
+        &["chunk before"],
+    );
+    api.push(Event::new("r3", "fine"));
+    assert_eq!(api.expect_post("/runtime/invocation/r3/response").body_text(), "fine");
+}
+
+#[test]
+fn bootstrap_invoke_writes_a_framed_stream_to_stdout() {
+    if !have("python3") {
+        return;
+    }
+    let root = TaskRoot::new()
+        .copy("framed/rogue_runner.py", "rogue_runner.py")
+        .write("interpreters.toml", ROGUE)
+        .write("h.rogue", "");
+    let out = run_cli(&root, &["invoke", "--handler", "h.handler", "-"], &[], Some(b"stream"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a;b;c");
+}
