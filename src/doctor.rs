@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::CONFIG_FILE_NAME;
 use crate::handler::{self, Handler, Settings};
+use crate::invocation::Diagnostic;
 use crate::lambda_env::LambdaEnv;
+use crate::syntax_check::{self, Verdict};
 
 /// Lambda's `PATH` on provided.al2023 after `/opt`, which is searched through the layer dir.
 const SYSTEM_PATH: [&str; 4] = ["/var/lang/bin", "/usr/local/bin", "/usr/bin", "/bin"];
@@ -38,10 +40,9 @@ pub fn check(handler_name: &str, task_root: &Path, opt: &Path, env: &LambdaEnv) 
     let mut findings = Vec::new();
     let mut notes = Vec::new();
     check_layer_bootstrap(opt, &mut findings);
-    for config in [opt.join(CONFIG_FILE_NAME), task_root.join(CONFIG_FILE_NAME)] {
-        if has_crlf(&config) {
-            findings.push(crlf_finding(&config));
-        }
+    let layer_config = opt.join(CONFIG_FILE_NAME);
+    if has_crlf(&layer_config) {
+        findings.push(crlf_finding(&layer_config));
     }
     let lambda_env = LambdaEnv {
         path: Some(lambda_path(opt)),
@@ -55,19 +56,15 @@ pub fn check(handler_name: &str, task_root: &Path, opt: &Path, env: &LambdaEnv) 
     let handler = match handler::resolve(&settings) {
         Ok(handler) => Some(handler),
         Err(diagnostic) => {
-            let (problem, fix) = match diagnostic.error_message.split_once("\nhint: ") {
-                Some((problem, fix)) => (problem.to_string(), fix.to_string()),
-                None => (diagnostic.error_message.clone(), "see the message above".to_string()),
-            };
-            findings
-                .push(Finding { problem: format!("{}: {problem}", diagnostic.error_type), fix });
+            if has_crlf(&task_root.join(CONFIG_FILE_NAME)) {
+                findings.push(crlf_finding(&task_root.join(CONFIG_FILE_NAME)));
+            }
+            findings.push(diagnostic_finding(&diagnostic));
             None
         }
     };
     if let Some(handler) = &handler {
-        if is_script(&handler.file) && has_crlf(&handler.file) {
-            findings.push(crlf_finding(&handler.file));
-        }
+        findings.extend(file_findings(handler));
         let program = &handler.program;
         let in_deployment = program.starts_with(opt) || program.starts_with(&handler.task_root);
         if !in_deployment && handler.interpreter.is_some() {
@@ -81,6 +78,32 @@ pub fn check(handler_name: &str, task_root: &Path, opt: &Path, env: &LambdaEnv) 
         }
     }
     Report { handler, findings, notes }
+}
+
+/// What `bootstrap check` finds in the function's own files: CRLF line endings in the handler
+/// or the task root's `interpreters.toml`, and what the interpreter's syntax check says.
+pub fn file_findings(handler: &Handler) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let config = handler.task_root.join(CONFIG_FILE_NAME);
+    if has_crlf(&config) {
+        findings.push(crlf_finding(&config));
+    }
+    if is_script(&handler.file) && has_crlf(&handler.file) {
+        findings.push(crlf_finding(&handler.file));
+    }
+    if let Verdict::Failed(diagnostic) = syntax_check::run(handler) {
+        findings.push(diagnostic_finding(&diagnostic));
+    }
+    findings
+}
+
+/// An error as a finding: its message, and its hint as the fix.
+fn diagnostic_finding(diagnostic: &Diagnostic) -> Finding {
+    let (problem, fix) = match diagnostic.error_message.split_once("\nhint: ") {
+        Some((problem, fix)) => (problem.to_string(), fix.to_string()),
+        None => (diagnostic.error_message.clone(), "see the message above".to_string()),
+    };
+    Finding { problem: format!("{}: {problem}", diagnostic.error_type), fix }
 }
 
 /// `/var/lang/bin:/usr/local/bin:/usr/bin:/bin:<opt>/bin`, Lambda's order.
@@ -120,7 +143,9 @@ fn is_script(file: &Path) -> bool {
     let starts_with_shebang =
         File::open(file).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"#!";
     starts_with_shebang
-        || file.extension().is_some_and(|e| e == "sh" || e == "pl" || e == "py" || e == "rb")
+        || file.extension().is_some_and(|e| {
+            ["sh", "pl", "pm", "py", "rb", "js", "mjs", "cjs", "php"].iter().any(|s| e == *s)
+        })
 }
 
 fn has_crlf(file: &Path) -> bool {

@@ -6,6 +6,7 @@
 //! root and may omit the extension; the method is a plain identifier (Perl's `::` allowed), so
 //! that a handler name can never become code.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -107,6 +108,9 @@ pub struct Handler {
     /// Whether each invocation (or framed worker) gets a TMPDIR of its own, when several run
     /// at once.
     pub private_tmp: bool,
+    /// The interpreter's `syntax_check` argv, its program found on `PATH`; empty when it has
+    /// none or the program is missing.
+    pub syntax_check: Vec<OsString>,
     /// The Content-Type of the response stream, when the response is streamed.
     pub stream_content_type: Option<String>,
     pub config_sources: Vec<String>,
@@ -219,6 +223,19 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     if let Some(runners) = &runners {
         check_runner_files(&command[1..], &filled, runners)?;
     }
+    let syntax_check = interpreter
+        .as_ref()
+        .and_then(|i| i.syntax_check.as_ref())
+        .and_then(|check| {
+            let argv: Vec<OsString> =
+                check.iter().map(|t| t.fill(fill).render(|_| Vec::new())).collect();
+            let search = settings.env.path.clone().unwrap_or_default();
+            let program = which::which_in(&argv[0], Some(&search), &task_root).ok()?;
+            Some(
+                std::iter::once(program.into_os_string()).chain(argv.into_iter().skip(1)).collect(),
+            )
+        })
+        .unwrap_or_default();
     Ok(Handler {
         name,
         file,
@@ -230,6 +247,7 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
         payload,
         needs_home: !settings.env.has_home,
         private_tmp: false,
+        syntax_check,
         stream_content_type,
         config_sources: config.sources.iter().map(ToString::to_string).collect(),
     })

@@ -22,4 +22,5 @@ pub mod runtime;
 pub mod runtime_api;
 pub mod shutdown;
 pub mod stream;
+pub mod syntax_check;
 pub mod worker;

@@ -13,7 +13,7 @@ use crate::invocation::{Deadline, Diagnostic, Invocation, RequestId};
 use crate::invoke::{OpenStream, Outcome, ResponseStream, StreamWriteError};
 use crate::lambda_env::{ENV_HANDLER, ENV_TASK_ROOT, LambdaEnv};
 use crate::runtime_api::MAX_EVENT_BYTES;
-use crate::{doctor, fatal, info, process, shutdown, warn};
+use crate::{doctor, fatal, info, process, shutdown, syntax_check, warn};
 
 const INVALID_EVENT: &str = "Runtime.InvalidEvent";
 
@@ -41,7 +41,10 @@ pub fn resolve_for_lambda(env: &LambdaEnv) -> Result<Handler, Diagnostic> {
         return Err(missing_variable(missing));
     };
     let exe_dir = exe_dir();
-    handler::resolve(&Settings { handler: name, task_root, env, exe_dir: exe_dir.as_deref() })
+    let settings = Settings { handler: name, task_root, env, exe_dir: exe_dir.as_deref() };
+    let handler = handler::resolve(&settings)?;
+    syntax_check::at_init(&handler)?;
+    Ok(handler)
 }
 
 /// The init error for a variable Lambda always sets.
@@ -71,7 +74,11 @@ pub fn check(env: &LambdaEnv, target: &Target, opt: Option<&Path>) -> bool {
     match resolve(env, target) {
         Ok(handler) => {
             println!("{}", handler.describe());
-            true
+            let findings = doctor::file_findings(&handler);
+            for finding in &findings {
+                println!("problem: {}\n  fix: {}", finding.problem, finding.fix);
+            }
+            findings.is_empty()
         }
         Err(diagnostic) => {
             fatal!("{}: {}", diagnostic.error_type, diagnostic.error_message);
@@ -177,6 +184,7 @@ fn prepare(
     event: Option<&Path>,
 ) -> Result<(Handler, Invocation), Diagnostic> {
     let handler = resolve(env, target)?;
+    syntax_check::at_init(&handler)?;
     let event = read_event(event)?;
     let timeout = Duration::try_from_secs_f64(timeout)
         .map_err(|e| Diagnostic::new(INVALID_EVENT, format!("--timeout {timeout}: {e}")))?;

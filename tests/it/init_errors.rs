@@ -128,3 +128,22 @@ fn an_unset_handler_or_task_root_is_an_error() {
         init_error(&root, "h.handler", &[("LAMBDA_TASK_ROOT", Some("/nonexistent/task"))]);
     assert_error(&post, "Runtime.InvalidTaskRoot", &["/nonexistent/task"]);
 }
+
+#[test]
+fn a_plain_handler_with_a_syntax_error_is_an_init_error_in_the_interpreters_words() {
+    if !have("bash") {
+        return;
+    }
+    let root = TaskRoot::new().write("h.sh", "handler() {\n  echo (\n}\n");
+    let (post, _) = init_error(&root, "h.handler", &[]);
+    assert_error(&post, "Runtime.UserCodeSyntaxError", &["h.sh", "syntax error", "hint:"]);
+}
+
+#[test]
+fn a_language_added_by_config_gets_its_syntax_check_at_init() {
+    let config = "[interpreters.sh2]\nextensions = [\"sh2\"]\ncommand = [\"/bin/sh\", \"{file}\"]\n\
+                  syntax_check = [\"/bin/sh\", \"-n\", \"{file}\"]\n";
+    let root = TaskRoot::new().write("interpreters.toml", config).write("h.sh2", "if then fi\n");
+    let (post, _) = init_error(&root, "h.handler", &[]);
+    assert_error(&post, "Runtime.UserCodeSyntaxError", &["h.sh2", "/bin/sh -n"]);
+}

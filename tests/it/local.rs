@@ -233,3 +233,44 @@ fn check_opt_reports_an_interpreter_missing_from_lambdas_path_and_a_lost_run_bit
         assert!(shown.contains(e), "missing {e:?} in:\n{shown}");
     }
 }
+
+/// `bootstrap check` on `file` (written with `content`) as `handler`: (passed, stdout + stderr).
+fn check_file(file: &str, content: &str, handler: &str) -> (bool, String) {
+    let root = TaskRoot::new().write(file, content);
+    let task_root = root.path.display().to_string();
+    let out =
+        run_cli(&root, &["check", "--handler", handler, "--task-root", &task_root], &[], None);
+    (out.status.success(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+#[test]
+fn check_reports_syntax_errors_in_each_interpreters_own_words() {
+    let cases = [
+        ("perl", "h.pl", "sub handler {\n  my $x = ;\n}\n1;\n", "syntax error"),
+        ("python3", "h.py", "def handler(e, c)\n    return 1\n", "SyntaxError"),
+        ("node", "h.js", "exports.handler = async (e) => {\n", "SyntaxError"),
+        ("ruby", "h.rb", "def handler(event:, context:)\n  if\nend\n", "syntax error"),
+        ("bash", "h.sh", "handler() {\n  echo (\n}\n", "syntax error"),
+    ];
+    for (program, file, content, says) in cases {
+        if !have(program) {
+            continue;
+        }
+        let (ok, shown) = check_file(file, content, "h.handler");
+        assert!(!ok, "{file}: a syntax error must fail the check:\n{shown}");
+        for expected in ["Runtime.UserCodeSyntaxError", file, says, "fix:"] {
+            assert!(shown.contains(expected), "{file}: want {expected:?} in:\n{shown}");
+        }
+    }
+}
+
+#[test]
+fn check_passes_clean_files_and_reports_crlf_line_endings() {
+    let (ok, shown) = check_file("h.sh", "handler() {\n  echo ok\n}\n", "h.handler");
+    assert!(ok && !shown.contains("problem:"), "{shown}");
+    let (ok, shown) = check_file("h.sh", "handler() {\r\n  echo ok\r\n}\r\n", "h.handler");
+    assert!(!ok, "{shown}");
+    for expected in ["CRLF", "h.sh", "sed -i"] {
+        assert!(shown.contains(expected), "want {expected:?} in:\n{shown}");
+    }
+}
