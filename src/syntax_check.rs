@@ -50,6 +50,10 @@ pub fn run(handler: &Handler) -> Verdict {
     let Some((program, args)) = handler.syntax_check.split_first() else {
         return Verdict::NotChecked;
     };
+    // A missing file is the runner's to report, in its language's words.
+    if !handler.file.is_file() {
+        return Verdict::NotChecked;
+    }
     let mut command = Command::new(program);
     command
         .args(args)

@@ -137,7 +137,7 @@ fn a_failing_shell_function_is_an_exit_error_with_its_stderr() {
 #[test]
 fn code_that_does_not_compile_is_reported_per_language() {
     let cases = [
-        ("perl", "perl", "pl", "Runtime.ImportModuleError"),
+        ("perl", "perl", "pl", "Runtime.UserCodeSyntaxError"),
         ("python3", "python", "py", "Runtime.UserCodeSyntaxError"),
         ("node", "node", "js", "Runtime.UserCodeSyntaxError"),
     ];
@@ -228,15 +228,12 @@ fn per_event_variables_never_leak_into_the_next_event() {
 }
 
 #[test]
-fn ruby_and_php_run_from_the_example_entries() {
-    for (program, file, code) in [
-        ("ruby", "h.rb", "input = STDIN.read\nprint \"ruby:#{ARGV[0]}:#{input}\"\n"),
-        (
-            "php",
-            "h.php",
-            "<?php echo 'php:' . $argv[1] . ':' . file_get_contents('php://stdin');\n",
-        ),
-    ] {
+fn php_runs_from_the_example_entry() {
+    for (program, file, code) in [(
+        "php",
+        "h.php",
+        "<?php echo 'php:' . $argv[1] . ':' . file_get_contents('php://stdin');\n",
+    )] {
         if !have(program) {
             continue;
         }
