@@ -51,6 +51,7 @@ pub const RESPONSE_TOO_LARGE: &str = "Runtime.ResponseTooLarge";
 pub const EVENT_TOO_LARGE: &str = "Runtime.EventTooLarge";
 pub const INVALID_EVENT: &str = "Runtime.InvalidEvent";
 pub const SPAWN_ERROR: &str = "Runtime.SpawnError";
+pub const IMPORT_MODULE_ERROR: &str = "Runtime.ImportModuleError";
 pub const SHUTDOWN: &str = "Runtime.Shutdown";
 
 /// Per-event environment variables, each set only when Lambda sent the header.
@@ -252,7 +253,10 @@ pub(crate) fn spawn_error(e: &io::Error, handler: &Handler) -> Diagnostic {
         }
         _ => format!("cannot run {program}: {e}"),
     };
-    Diagnostic::new(SPAWN_ERROR, message)
+    // An executable handler that cannot be run is a file that cannot load, in the vocabulary
+    // the runners use; an interpreter that cannot be started is bootstrap's own spawn error.
+    let error_type = if handler.interpreter.is_none() { IMPORT_MODULE_ERROR } else { SPAWN_ERROR };
+    Diagnostic::new(error_type, message)
 }
 
 /// What the threads report to the supervising thread.

@@ -177,10 +177,10 @@ fn exit_70_without_an_error_object_is_a_plain_exit_error() {
 }
 
 #[test]
-fn a_handler_that_cannot_be_started_is_a_per_event_error() {
-    // The handler's #! line names a program that does not exist.
+fn a_handler_that_cannot_be_started_is_a_per_event_import_error() {
+    // The handler's #! line names a program that does not exist: a file that cannot load.
     let (post, root, api, b) = serve_script("#!/nonexistent/interpreter\n", Event::new("r1", "{}"));
-    assert_error(&post, "Runtime.SpawnError", &["cannot run"]);
+    assert_error(&post, "Runtime.ImportModuleError", &["cannot run", "#! interpreter"]);
     fs::write(root.file("h"), "#!/bin/sh\nprintf fine\n").unwrap();
     still_serves(&api, &b);
 }
