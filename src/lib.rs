@@ -1,26 +1,27 @@
-//! `bootstrap`: a Lambda custom runtime that runs any interpreter, one process per event.
+//! `bootstrap`: a Lambda custom runtime that runs any interpreter.
 //!
-//! The binary (`main.rs`) is thin; the modules are a library so that fuzz targets and
-//! benchmarks can reach the pure parsers (`_HANDLER`, config, API address, `/next` headers)
-//! without HTTP. Behaviour is tested through the built binary in `tests/`.
+//! The binary (`main.rs`) is thin; the modules are a library so that fuzz targets, benchmarks
+//! and the stream client's tests can reach the pure parsers and the HTTP client without the
+//! binary. Behaviour is tested through the built binary in `tests/`. `ARCHITECTURE.md` draws
+//! the layers; in short, from the top:
+//!
+//! - `lambda_loop`: `/next` → run → post, the one module that sees both `api` and `run`;
+//! - `cmd`: the local subcommands, `invoke` and `check`;
+//! - `run`: the handler processes (no HTTP);
+//! - `api`: the Runtime API over HTTP (no processes);
+//! - `init`: `_HANDLER`, `interpreters.toml` and argv templates → a `Handler`;
+//! - `invocation`: Lambda's vocabulary, under all of them;
+//! - `env`, `log`, `shutdown`, `cli`: the environment read once, log records, signals, flags.
 
+#![deny(unsafe_code)]
+
+pub mod api;
 pub mod cli;
-pub mod coalesce;
-pub mod command;
-pub mod config;
-pub mod doctor;
-pub mod executor;
-pub mod handler;
-pub mod handler_file;
+pub mod cmd;
+pub mod env;
+pub mod init;
 pub mod invocation;
-pub mod invoke;
-pub mod lambda_env;
-pub mod local;
+pub mod lambda_loop;
 pub mod log;
-pub mod process;
-pub mod runtime;
-pub mod runtime_api;
+pub mod run;
 pub mod shutdown;
-pub mod stream;
-pub mod syntax_check;
-pub mod worker;

@@ -1,66 +1,70 @@
 //! The `bootstrap` executable: parse the command line, run, turn the result into an exit code.
+//! Every error ends here and is printed once, as one chain (`outer: inner`).
 
 use std::process::ExitCode;
 
+use anyhow::{Context, anyhow};
 use clap::Parser;
 
+use bootstrap::api::address::ApiAddress;
+use bootstrap::api::client::RuntimeApi;
 use bootstrap::cli::{Args, Command};
-use bootstrap::lambda_env::{ENV_RUNTIME_API, LambdaEnv};
+use bootstrap::env::{ENV_RUNTIME_API, LambdaEnv};
 use bootstrap::log::{self, LogConfig};
-use bootstrap::runtime_api::{ApiAddress, RuntimeApi};
-use bootstrap::{fatal, local, runtime};
+use bootstrap::{cmd, fatal, init, lambda_loop, run, shutdown};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let env = LambdaEnv::from_env();
     log::init(LogConfig::from_values(env.log_format.as_deref(), env.log_level.as_deref()));
-    let ok = match args.command {
-        None => serve(&env),
+    let result = match args.command {
+        None => lambda(&env),
         Some(Command::Invoke { target, timeout, event }) => {
-            local::invoke(&env, &target, timeout, event.as_deref())
+            cmd::invoke::run(&env, &target, timeout, event.as_deref())
         }
-        Some(Command::Check { target, opt }) => local::check(&env, &target, opt.as_deref()),
+        Some(Command::Check { target, opt }) => cmd::check::run(&env, &target, opt.as_deref()),
     };
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        // The command has said what went wrong.
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            fatal!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The Lambda cold start, step by step; returns only on a failure.
-fn serve(env: &LambdaEnv) -> bool {
+fn lambda(env: &LambdaEnv) -> anyhow::Result<bool> {
     // 1. Where the Runtime API is. Without it there is nobody to report an init error to.
-    let Some(raw) = &env.runtime_api else {
-        fatal!(
-            "{ENV_RUNTIME_API} is not set: bootstrap serves Lambda's Runtime API\nhint: try `bootstrap invoke` or `bootstrap check` to run a handler locally"
-        );
-        return false;
-    };
-    let address = match ApiAddress::parse(raw) {
-        Ok(address) => address,
-        Err(e) => {
-            fatal!("{ENV_RUNTIME_API}: {e}");
-            return false;
-        }
-    };
+    let raw = env.runtime_api.as_deref().ok_or_else(|| {
+        anyhow!(
+            "{ENV_RUNTIME_API} is not set: bootstrap serves Lambda's Runtime API\n\
+             hint: try `bootstrap invoke` or `bootstrap check` to run a handler locally"
+        )
+    })?;
+    let address = ApiAddress::parse(raw).map_err(|e| anyhow!("{ENV_RUNTIME_API}: {e}"))?;
     let api = RuntimeApi::new(&address);
 
-    // 2. Config, handler file, interpreter: any failure goes to /runtime/init/error.
-    let resolved = local::resolve_for_lambda(env);
-    let handler = match resolved {
-        Ok(handler) => handler,
-        Err(diagnostic) => {
-            fatal!("init failed: {}: {}", diagnostic.error_type, diagnostic.error_message);
-            if let Err(e) = api.post_init_error(&diagnostic) {
-                fatal!("cannot report the init error to the Runtime API at {address}: {e}");
+    // 2. Config, handler file, interpreter, and a plain entry's syntax check: any failure goes
+    //    to /runtime/init/error.
+    let handler =
+        match init::for_lambda(env).and_then(|h| run::syntax_check::at_init(&h).map(|()| h)) {
+            Ok(handler) => handler,
+            Err(diagnostic) => {
+                if let Err(e) = api.post_init_error(&diagnostic) {
+                    fatal!("cannot report the init error to the Runtime API at {address}: {e}");
+                }
+                return Err(diagnostic).context("init failed");
             }
-            return false;
-        }
-    };
+        };
 
     // 3. Adopt orphaned grandchildren and handle SIGTERM, so that no handler outlives us.
-    local::guard_handlers();
+    shutdown::guard_handlers();
 
     // 4. The loop (one per invocation Lambda may run at once), until the Runtime API fails.
-    let loops = runtime::concurrency(env.max_concurrency.as_deref());
-    let error = runtime::serve_all(&address, api, handler, loops);
-    fatal!("the Runtime API at {address} failed: {error}");
-    false
+    let loops = lambda_loop::concurrency(env.max_concurrency.as_deref());
+    let error = lambda_loop::run_all(&address, api, handler, loops);
+    Err(error).with_context(|| format!("the Runtime API at {address} failed"))
 }

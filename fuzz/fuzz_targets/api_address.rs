@@ -7,7 +7,7 @@
 
 #![no_main]
 
-use bootstrap::runtime_api::ApiAddress;
+use bootstrap::api::address::ApiAddress;
 use libfuzzer_sys::fuzz_target;
 
 const VERSION_SUFFIX: &str = "/2018-06-01";

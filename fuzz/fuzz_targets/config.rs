@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use bootstrap::command::{Placeholder, Template};
-use bootstrap::config::{BUILTIN_CONFIG, Config, Interpreter, PayloadVia, Source};
+use bootstrap::init::config::{BUILTIN_CONFIG, Config, Interpreter, PayloadVia, Source};
+use bootstrap::init::template::{Placeholder, Template};
 use libfuzzer_sys::fuzz_target;
 
 const USER_FILE: &str = "/var/task/interpreters.toml";

@@ -7,7 +7,8 @@
 
 #![no_main]
 
-use bootstrap::handler::{HandlerName, MALFORMED_HANDLER_NAME};
+use bootstrap::init::handler_name::HandlerName;
+use bootstrap::invocation::error_type::MALFORMED_HANDLER_NAME;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         Err(diagnostic) => {
             assert_eq!(diagnostic.error_type, MALFORMED_HANDLER_NAME, "input {text:?}");
             assert!(
-                diagnostic.error_message.contains("hint:"),
+                diagnostic.hint.is_some(),
                 "no hint for {text:?}: {}",
                 diagnostic.error_message
             );

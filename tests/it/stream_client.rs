@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use bootstrap::invocation::{Diagnostic, RequestId};
-use bootstrap::runtime_api::ApiAddress;
-use bootstrap::stream::{
+use bootstrap::api::address::ApiAddress;
+use bootstrap::api::stream::{
     DEFAULT_CONTENT_TYPE, HTTP_INTEGRATION_CONTENT_TYPE, MAX_STREAMED_BYTES, StreamError,
     StreamingResponse,
 };
+
+use bootstrap::invocation::{Diagnostic, RequestId};
 
 use crate::support::mock_api::{Digest, Reply};
 use crate::support::{Event, MockApi, decode_base64, text};

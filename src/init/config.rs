@@ -14,14 +14,21 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::command::{Placeholder, Template};
-use crate::lambda_env::ENV_CONFIG;
+use super::template::{Placeholder, Template};
+use crate::env::ENV_CONFIG;
 
 /// The file name looked for beside the executable and in the task root.
 pub const CONFIG_FILE_NAME: &str = "interpreters.toml";
 
+/// The content type of a plain stream of bytes.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+/// The content type of a stream that opens with a JSON prelude and 8 NUL bytes, as function
+/// URLs and API Gateway read it.
+pub const HTTP_INTEGRATION_CONTENT_TYPE: &str =
+    "application/vnd.awslambda.http-integration-response";
+
 /// The defaults, compiled in from the repository's `interpreters.toml`.
-pub const BUILTIN_CONFIG: &str = include_str!("../interpreters.toml");
+pub const BUILTIN_CONFIG: &str = include_str!("../../interpreters.toml");
 
 /// Where a layer of configuration came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,11 +158,31 @@ pub struct Config {
 pub struct ConfigError {
     pub source: Source,
     pub message: String,
+    /// The fix, when there is a known one.
+    pub hint: Option<String>,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.source, self.message)
+    }
+}
+
+/// What is wrong with one value, and how to fix it.
+#[derive(Debug)]
+struct Problem {
+    message: String,
+    hint: Option<String>,
+}
+
+impl Problem {
+    fn new(message: impl Into<String>, hint: impl Into<String>) -> Problem {
+        Problem { message: message.into(), hint: Some(hint.into()) }
+    }
+
+    /// The same problem, placed: `line 3: [interpreters.x] command: <message>`.
+    fn at(self, place: &str) -> Problem {
+        Problem { message: format!("{place}: {}", self.message), hint: self.hint }
     }
 }
 
@@ -198,12 +225,11 @@ impl Config {
             }
         }
         if let Some(path) = required {
-            let text = fs::read_to_string(path).map_err(|e| {
-                let mut error = read_error(path, &e);
-                error.message.push_str(&format!(
-                    "\nhint: {ENV_CONFIG} names a file that cannot be read; fix the path or unset it"
-                ));
-                error
+            let text = fs::read_to_string(path).map_err(|e| ConfigError {
+                hint: Some(format!(
+                    "{ENV_CONFIG} names a file that cannot be read; fix the path or unset it"
+                )),
+                ..read_error(path, &e)
             })?;
             layers.push((Source::File(path.to_path_buf()), text));
         }
@@ -268,6 +294,7 @@ fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
     ConfigError {
         source: Source::File(path.to_path_buf()),
         message: format!("cannot read the file: {e}"),
+        hint: None,
     }
 }
 
@@ -279,9 +306,16 @@ fn parse_layer(
     text: &str,
     earlier: &BTreeMap<String, Interpreter>,
 ) -> Result<Vec<Interpreter>, ConfigError> {
-    let error = |message: String| ConfigError { source: source.clone(), message };
-    let raw: RawConfig =
-        toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
+    let error = |problem: Problem| ConfigError {
+        source: source.clone(),
+        message: problem.message,
+        hint: problem.hint,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        source: source.clone(),
+        message: e.to_string().trim_end().to_string(),
+        hint: None,
+    })?;
     let lines = Lines::new(text);
     let mut claimed: BTreeMap<String, String> = BTreeMap::new();
     let mut interpreters = Vec::new();
@@ -293,24 +327,28 @@ fn parse_layer(
         };
         let base = earlier.get(&name);
         let missing = |key: &str| {
-            error(format!(
-                "line {line}: [interpreters.{name}]: {key} is missing\nhint: a new interpreter \
-                 needs extensions and command; to change one defined earlier, use its name \
-                 (built in: {})",
-                builtin_names()
+            error(Problem::new(
+                format!("line {line}: [interpreters.{name}]: {key} is missing"),
+                format!(
+                    "a new interpreter needs extensions and command; to change one defined \
+                     earlier, use its name (built in: {})",
+                    builtin_names()
+                ),
             ))
         };
         let extensions = match (raw.extensions, base) {
             (Some(extensions), _) => {
                 let ext_at = at("extensions", extensions.span());
                 let extensions = validate_extensions(extensions.into_inner())
-                    .map_err(|m| error(format!("{ext_at}: {m}")))?;
+                    .map_err(|p| error(p.at(&ext_at)))?;
                 for ext in &extensions {
                     if let Some(first) = claimed.insert(ext.clone(), name.clone()) {
-                        return Err(error(format!(
-                            "{ext_at}: extension {ext:?} is already claimed by \
-                             [interpreters.{first}] in this file\n\
-                             hint: give each extension to one interpreter"
+                        return Err(error(Problem::new(
+                            format!(
+                                "{ext_at}: extension {ext:?} is already claimed by \
+                                 [interpreters.{first}] in this file"
+                            ),
+                            "give each extension to one interpreter",
                         )));
                     }
                 }
@@ -322,17 +360,20 @@ fn parse_layer(
         let cmd_at = raw.command.as_ref().map(|c| at("command", c.span()));
         let (command, payload) = match (raw.command, base) {
             (Some(command), _) => validate_command(command.into_inner())
-                .map_err(|m| error(format!("{}: {m}", cmd_at.clone().unwrap_or_default())))?,
+                .map_err(|p| error(p.at(&cmd_at.clone().unwrap_or_default())))?,
             (None, Some(base)) => (base.command.clone(), base.payload),
             (None, None) => return Err(missing("command")),
         };
         let protocol =
             raw.protocol.map(Spanned::into_inner).or(base.map(|b| b.protocol)).unwrap_or_default();
         if protocol == Protocol::Framed && payload != PayloadVia::Stdin {
-            return Err(error(format!(
-                "{}: uses {{event}} or {{event_file}}, but protocol = \"framed\" passes the event \
-                 in frames\nhint: remove the placeholder, or set protocol = \"plain\"",
-                cmd_at.unwrap_or_else(|| format!("line {line}: [interpreters.{name}] command"))
+            return Err(error(Problem::new(
+                format!(
+                    "{}: uses {{event}} or {{event_file}}, but protocol = \"framed\" passes the \
+                     event in frames",
+                    cmd_at.unwrap_or_else(|| format!("line {line}: [interpreters.{name}] command"))
+                ),
+                "remove the placeholder, or set protocol = \"plain\"",
             )));
         }
         // Framed-only keys set in this file must come with the framed protocol; ones inherited
@@ -345,19 +386,20 @@ fn parse_layer(
             if let Some(span) = span
                 && protocol == Protocol::Plain
             {
-                return Err(error(format!(
-                    "{}: only applies to protocol = \"framed\"\nhint: add protocol = \"framed\" \
-                     (for a runner that speaks it) or remove {key}",
-                    at(key, span)
+                return Err(error(Problem::new(
+                    format!("{}: only applies to protocol = \"framed\"", at(key, span)),
+                    format!(
+                        "add protocol = \"framed\" (for a runner that speaks it) or remove {key}"
+                    ),
                 )));
             }
         }
         if let Some(limit) = &raw.max_rss_mb
             && *limit.get_ref() == 0
         {
-            return Err(error(format!(
-                "{}: must be at least 1\nhint: remove it for no limit",
-                at("max_rss_mb", limit.span())
+            return Err(error(Problem::new(
+                format!("{}: must be at least 1", at("max_rss_mb", limit.span())),
+                "remove it for no limit",
             )));
         }
         let framed = |value: Option<u64>| value.filter(|_| protocol == Protocol::Framed);
@@ -366,7 +408,7 @@ fn parse_layer(
                 let convention_at = at("convention", convention.span());
                 Some(
                     validate_convention(convention.into_inner())
-                        .map_err(|m| error(format!("{convention_at}: {m}")))?,
+                        .map_err(|p| error(p.at(&convention_at)))?,
                 )
             }
             None => base.and_then(|b| b.convention.clone()),
@@ -376,7 +418,7 @@ fn parse_layer(
                 let check_at = at("syntax_check", check.span());
                 Some(
                     validate_syntax_check(check.into_inner())
-                        .map_err(|m| error(format!("{check_at}: {m}")))?,
+                        .map_err(|p| error(p.at(&check_at)))?,
                 )
             }
             None => base.and_then(|b| b.syntax_check.clone()),
@@ -440,7 +482,7 @@ impl Lines {
     }
 }
 
-fn validate_convention(convention: String) -> Result<String, String> {
+fn validate_convention(convention: String) -> Result<String, Problem> {
     let is_name = !convention.is_empty()
         && convention.len() <= 64
         && convention
@@ -449,62 +491,72 @@ fn validate_convention(convention: String) -> Result<String, String> {
     if is_name {
         return Ok(convention);
     }
-    Err(format!(
-        "{convention:?} is not a convention name\nhint: use letters, digits, '-', '_' or '.', \
-         e.g. convention = \"p5-aws-lambda\""
+    Err(Problem::new(
+        format!("{convention:?} is not a convention name"),
+        "use letters, digits, '-', '_' or '.', e.g. convention = \"p5-aws-lambda\"",
     ))
 }
 
 /// `syntax_check`: an argv for `bootstrap check`, with `{file}` (and `{task_root}`,
 /// `{runners}`) but nothing per event.
-fn validate_syntax_check(command: Vec<String>) -> Result<Vec<Template>, String> {
+fn validate_syntax_check(command: Vec<String>) -> Result<Vec<Template>, Problem> {
     let (templates, payload) = validate_command(command)?;
     if payload != PayloadVia::Stdin {
-        return Err("names the event\nhint: a syntax check reads only the handler file, e.g. \
-                    syntax_check = [\"ruby\", \"-c\", \"{file}\"]"
-            .into());
+        return Err(Problem::new(
+            "names the event",
+            "a syntax check reads only the handler file, e.g. \
+             syntax_check = [\"ruby\", \"-c\", \"{file}\"]",
+        ));
     }
     Ok(templates)
 }
 
-fn validate_extensions(extensions: Vec<String>) -> Result<Vec<String>, String> {
+fn validate_extensions(extensions: Vec<String>) -> Result<Vec<String>, Problem> {
     if extensions.is_empty() {
-        return Err(
-            "is empty\nhint: list at least one file extension, e.g. extensions = [\"rb\"]".into()
-        );
+        return Err(Problem::new(
+            "is empty",
+            "list at least one file extension, e.g. extensions = [\"rb\"]",
+        ));
     }
     for ext in &extensions {
         if let Some(bare) = ext.strip_prefix('.') {
-            return Err(format!(
-                "{ext:?} starts with a dot\nhint: write {bare:?}, without the dot"
+            return Err(Problem::new(
+                format!("{ext:?} starts with a dot"),
+                format!("write {bare:?}, without the dot"),
             ));
         }
         let is_clean = !ext.is_empty()
             && ext.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
         if !is_clean {
-            return Err(format!(
-                "{ext:?} is not a file extension\nhint: use letters, digits, '_', '-' or '.', e.g. \"rb\""
+            return Err(Problem::new(
+                format!("{ext:?} is not a file extension"),
+                "use letters, digits, '_', '-' or '.', e.g. \"rb\"",
             ));
         }
     }
     Ok(extensions)
 }
 
-fn validate_command(command: Vec<String>) -> Result<(Vec<Template>, PayloadVia), String> {
+fn validate_command(command: Vec<String>) -> Result<(Vec<Template>, PayloadVia), Problem> {
+    let program_hint = "the first element is the program to run";
     let Some(program) = command.first() else {
-        return Err("is empty\nhint: give the program and its arguments, e.g. command = [\"ruby\", \"{file}\"]".into());
+        return Err(Problem::new(
+            "is empty",
+            "give the program and its arguments, e.g. command = [\"ruby\", \"{file}\"]",
+        ));
     };
     if program.trim().is_empty() {
-        return Err(
-            "has an empty program name\nhint: the first element is the program to run".into()
-        );
+        return Err(Problem::new("has an empty program name", program_hint));
     }
     let templates: Vec<Template> = command
         .iter()
-        .map(|arg| Template::parse(arg).map_err(|e| format!("{arg:?}: {e}")))
+        .map(|arg| {
+            Template::parse(arg)
+                .map_err(|e| Problem { message: format!("{arg:?}: {e}"), hint: None })
+        })
         .collect::<Result<_, _>>()?;
     if templates[0].placeholders().any(Placeholder::is_per_event) {
-        return Err("names the event in the program position\nhint: the first element is the program to run".into());
+        return Err(Problem::new("names the event in the program position", program_hint));
     }
     let uses = |p| templates.iter().any(|t| t.uses(p));
     let payload = match (uses(Placeholder::Event), uses(Placeholder::EventFile)) {
@@ -512,7 +564,10 @@ fn validate_command(command: Vec<String>) -> Result<(Vec<Template>, PayloadVia),
         (true, false) => PayloadVia::Argument,
         (false, true) => PayloadVia::File,
         (true, true) => {
-            return Err("uses both {event} and {event_file}\nhint: pass the event one way".into());
+            return Err(Problem::new(
+                "uses both {event} and {event_file}",
+                "pass the event one way",
+            ));
         }
     };
     Ok((templates, payload))

@@ -1,5 +1,5 @@
 //! The Lambda Runtime API client: one ureq `Agent` (one kept-alive connection), one method per
-//! endpoint, status codes mapped to what the loop should do. No processes here.
+//! endpoint, status codes mapped to what the loop should do.
 //!
 //! See: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 
@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use ureq::Agent;
 use ureq::http::Response;
@@ -16,107 +16,18 @@ use ureq::unversioned::transport::{
     ConnectionDetails, Connector, NextTimeout, TcpConnector, Transport,
 };
 
-use crate::coalesce::CoalescingConnector;
-use crate::invoke::{OpenStream, ResponseStream};
-use crate::stream::StreamingResponse;
+use super::address::ApiAddress;
+use super::coalesce::CoalescingConnector;
+use super::stream::StreamingResponse;
+use super::{HEADER_ERROR_TYPE, POST_TIMEOUT, USER_AGENT};
+use crate::invocation::error_type::{EVENT_TOO_LARGE, INVALID_INVOCATION};
+use crate::invocation::{
+    Diagnostic, HeaderError, Invocation, MAX_EVENT_BYTES, OpenStream, RequestId, ResponseStream,
+    StreamFailure,
+};
 
-use crate::invocation::{Diagnostic, HeaderError, Invocation, RequestId};
-
-/// Larger than any payload Lambda accepts (6 MB synchronous, 1 MB asynchronous), so this only
-/// stops a broken server from filling our memory.
-pub const MAX_EVENT_BYTES: u64 = 8 * 1024 * 1024;
 /// We read at most this much of a reply to a post, for the log.
 const MAX_REPLY_BYTES: u64 = 64 * 1024;
-/// A post that takes longer than this is a broken API; `/next` has no timeout at all, since
-/// Lambda freezes the sandbox while it is open.
-const POST_TIMEOUT: Duration = Duration::from_secs(30);
-/// `Lambda-Runtime-Function-Error-Type` on error posts.
-const HEADER_ERROR_TYPE: &str = "Lambda-Runtime-Function-Error-Type";
-/// The Runtime API version path.
-const API_VERSION: &str = "2018-06-01";
-/// Recorded by Lambda as the runtime release.
-const USER_AGENT: &str = concat!("bootstrap/", env!("CARGO_PKG_VERSION"));
-
-pub const EVENT_TOO_LARGE: &str = "Runtime.EventTooLarge";
-pub const INVALID_INVOCATION: &str = "Runtime.InvalidInvocation";
-
-/// `AWS_LAMBDA_RUNTIME_API` normalised: `host:port` plus an optional path prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiAddress {
-    authority: String,
-    prefix: String,
-}
-
-impl ApiAddress {
-    /// Accepts `host:port`, `host:port/prefix` and `http://host:port/prefix` (local emulators
-    /// use the last two; cargo-lambda sends `http://127.0.0.1:9000/.rt`).
-    pub fn parse(text: &str) -> Result<ApiAddress, String> {
-        let trimmed = text.trim();
-        let lower = trimmed.to_ascii_lowercase();
-        let rest = if lower.starts_with("http://") {
-            &trimmed["http://".len()..]
-        } else if lower.starts_with("https://") {
-            return Err(format!("{text:?} uses https, but the Runtime API is plain HTTP"));
-        } else if lower.contains("://") {
-            return Err(format!("{text:?} has a scheme other than http://"));
-        } else {
-            trimmed
-        };
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if !is_host_port(authority) {
-            return Err(format!("{text:?} is not host:port (e.g. 127.0.0.1:9001)"));
-        }
-        let is_clean_path = |s: &str| {
-            s.bytes().all(|b| b.is_ascii_graphic() && !b"?#@\\\"<>{}|^`%".contains(&b))
-                && !s.contains("//")
-        };
-        if !is_clean_path(prefix) {
-            return Err(format!("{text:?} has a path prefix that is not a plain /path"));
-        }
-        Ok(ApiAddress { authority: authority.to_string(), prefix: prefix.to_string() })
-    }
-
-    /// `http://host:port/prefix/2018-06-01`
-    pub fn base_url(&self) -> String {
-        format!("http://{}{}/{API_VERSION}", self.authority, self.prefix)
-    }
-
-    /// `host:port`, for a client that opens its own connection (`stream`).
-    pub fn authority(&self) -> &str {
-        &self.authority
-    }
-
-    /// `/prefix/2018-06-01`: the start of every endpoint's request path.
-    pub fn base_path(&self) -> String {
-        format!("{}/{API_VERSION}", self.prefix)
-    }
-}
-
-impl fmt::Display for ApiAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.authority, self.prefix)
-    }
-}
-
-/// `host:port` where host is a name or IPv4 address (letters, digits, `.`, `-`) or a bracketed
-/// IPv6 address, and port a decimal number from 1 to 65535.
-fn is_host_port(authority: &str) -> bool {
-    let Some((host, port)) = authority.rsplit_once(':') else { return false };
-    let port_ok = !port.is_empty()
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u16>().is_ok_and(|p| p > 0);
-    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => {
-            !host.is_empty()
-                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        }
-    };
-    port_ok && host_ok
-}
 
 /// What `/next` gave us.
 pub enum Next {
@@ -127,15 +38,17 @@ pub enum Next {
     Unusable(RequestId, Diagnostic),
 }
 
-/// A Runtime API call that failed.
+/// A Runtime API call that failed. Each keeps the URL and, as `source()`, the cause.
 #[derive(Debug)]
 pub enum ApiError {
     /// No HTTP answer at all: refused, reset, cut short.
-    Transport { url: String, error: String },
+    Transport { url: String, error: ureq::Error },
     /// An answer with a status we did not expect.
     Status { url: String, status: u16, body: String },
     /// A `/next` answer we cannot even attribute to a request id.
     Invocation { url: String, error: HeaderError },
+    /// A streamed response broke (its error names the URL).
+    Stream { error: StreamFailure },
 }
 
 impl ApiError {
@@ -157,11 +70,21 @@ impl fmt::Display for ApiError {
                 Ok(())
             }
             ApiError::Invocation { url, error } => write!(f, "{url}: {error}"),
+            ApiError::Stream { error } => write!(f, "{error}"),
         }
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApiError::Transport { error, .. } => Some(error),
+            ApiError::Invocation { error, .. } => Some(error),
+            ApiError::Stream { error } => error.source(),
+            ApiError::Status { .. } => None,
+        }
+    }
+}
 
 /// The client. Cheap to share by reference; it keeps one connection alive between calls.
 pub struct RuntimeApi {
@@ -172,6 +95,7 @@ pub struct RuntimeApi {
 }
 
 impl RuntimeApi {
+    /// The client for `address`, with its one connection not yet opened.
     pub fn new(address: &ApiAddress) -> RuntimeApi {
         let config = Agent::config_builder()
             // We branch on every status ourselves.
@@ -204,7 +128,7 @@ impl RuntimeApi {
             Err(ureq::Error::Io(_)) if self.connects.get() == connects => send(),
             result => result,
         };
-        result.map_err(|e| transport(url, &e))
+        result.map_err(|e| transport(url, e))
     }
 
     /// `GET /runtime/invocation/next`: blocks until Lambda has an event.
@@ -248,14 +172,18 @@ impl RuntimeApi {
                     format!("the event is over {MAX_EVENT_BYTES} bytes"),
                 ),
             )),
-            Err(e) => Err(transport(&url, &e)),
+            Err(e) => Err(transport(&url, e)),
         }
     }
 
     /// `POST /runtime/invocation/{id}/response` with the handler's bytes, unchanged.
     pub fn post_response(&self, id: &RequestId, body: &[u8]) -> Result<(), ApiError> {
-        let url = format!("{}/runtime/invocation/{}/response", self.base, id.path_segment());
-        self.post(&url, body, None)
+        self.post(&self.response_url(id), body, None)
+    }
+
+    /// The URL of the invocation's `/response`, posted or streamed.
+    pub fn response_url(&self, id: &RequestId) -> String {
+        format!("{}/runtime/invocation/{}/response", self.base, id.path_segment())
     }
 
     /// `POST /runtime/invocation/{id}/error`.
@@ -275,24 +203,9 @@ impl RuntimeApi {
     pub fn response_stream(&self, id: &RequestId) -> OpenStream {
         let (address, id) = (self.address.clone(), id.clone());
         Box::new(move |content_type: &str| {
-            let stream =
-                StreamingResponse::start(&address, &id, content_type).map_err(|e| e.to_string())?;
+            let stream = StreamingResponse::start(&address, &id, content_type)?;
             Ok(Box::new(stream) as Box<dyn ResponseStream>)
         })
-    }
-
-    /// Lambda's answer to a stream, judged as a post's would be.
-    pub fn judge_stream(
-        &self,
-        id: &RequestId,
-        answer: Result<u16, String>,
-    ) -> Result<(), ApiError> {
-        let url = format!("{}/runtime/invocation/{}/response", self.base, id.path_segment());
-        match answer {
-            Ok(status) if (200..300).contains(&status) => Ok(()),
-            Ok(status) => Err(ApiError::Status { url, status, body: String::new() }),
-            Err(error) => Err(ApiError::Transport { url, error }),
-        }
     }
 
     fn post(&self, url: &str, body: &[u8], error_type: Option<&str>) -> Result<(), ApiError> {
@@ -375,48 +288,6 @@ fn read_reply(body: &mut ureq::Body) -> String {
     String::from_utf8_lossy(&bytes).trim().chars().take(200).collect()
 }
 
-fn transport(url: &str, e: &ureq::Error) -> ApiError {
-    ApiError::Transport { url: url.to_string(), error: e.to_string() }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accepts_the_three_address_forms() {
-        let base = |s: &str| ApiAddress::parse(s).map(|a| a.base_url());
-        assert_eq!(base("127.0.0.1:9001").unwrap(), "http://127.0.0.1:9001/2018-06-01");
-        assert_eq!(base("169.254.100.1:9001/").unwrap(), "http://169.254.100.1:9001/2018-06-01");
-        assert_eq!(base("localhost:9000/.rt").unwrap(), "http://localhost:9000/.rt/2018-06-01");
-        assert_eq!(
-            base("HTTP://127.0.0.1:9000/.rt/fn/").unwrap(),
-            "http://127.0.0.1:9000/.rt/fn/2018-06-01"
-        );
-        assert_eq!(base("[::1]:9001").unwrap(), "http://[::1]:9001/2018-06-01");
-    }
-
-    #[test]
-    fn refuses_what_is_not_an_address() {
-        for bad in [
-            "",
-            "127::9001",
-            "[::4:::4:4:::45]:9",
-            "169.2954.100SS]:9000",
-            "a%:1",
-            "x:+1",
-            "http://h:1/a://b",
-            "127.0.0.1",
-            ":9001",
-            "127.0.0.1:0",
-            "127.0.0.1:99999",
-            "https://x:1",
-            "ftp://x:1",
-            "a b:1",
-            "x:1/?q",
-            "u@x:1",
-        ] {
-            assert!(ApiAddress::parse(bad).is_err(), "{bad:?}");
-        }
-    }
+fn transport(url: &str, error: ureq::Error) -> ApiError {
+    ApiError::Transport { url: url.to_string(), error }
 }

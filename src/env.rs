@@ -1,6 +1,6 @@
 //! The environment bootstrap reads, read once at start-up into `LambdaEnv`. Nothing else in
 //! the crate calls `std::env::var`; the handler's child processes inherit the environment
-//! through `Command` and get their per-event values from `invoke`.
+//! through `Command` and get their per-event values from `run`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -1,28 +1,30 @@
-//! Plain data for one Lambda invocation: the request id, the deadline, the metadata Lambda
-//! sends as `/next` headers, and the `Diagnostic` we post when something fails.
+//! Lambda's vocabulary, shared by the Runtime API client (`api`) and the code that runs
+//! handlers (`run`), which know nothing of each other: one invocation, what became of it, the
+//! port a streamed response is written through, the error document, and Lambda's size limits.
 //!
 //! Parsing the `/next` headers lives here as a pure function so that tests and fuzz targets can
-//! reach it without HTTP; `runtime_api` only collects the header pairs and the body.
+//! reach it without HTTP; `api` only collects the header pairs and the body.
+
+pub mod context;
+pub mod diagnostic;
+pub mod error_type;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+pub use context::{
+    HEADER_CLIENT_CONTEXT, HEADER_COGNITO_IDENTITY, HEADER_DEADLINE_MS, HEADER_FUNCTION_ARN,
+    HEADER_REQUEST_ID, HEADER_TENANT_ID, HEADER_TRACE_ID,
+};
+pub use diagnostic::Diagnostic;
 
-/// `Lambda-Runtime-Aws-Request-Id`: the invocation id, used in the `/response` and `/error` paths.
-pub const HEADER_REQUEST_ID: &str = "lambda-runtime-aws-request-id";
-/// `Lambda-Runtime-Deadline-Ms`: the wall-clock deadline in Unix epoch milliseconds.
-pub const HEADER_DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
-/// `Lambda-Runtime-Invoked-Function-Arn`: the ARN the caller used.
-pub const HEADER_FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
-/// `Lambda-Runtime-Trace-Id`: the X-Ray trace header, when tracing data exists.
-pub const HEADER_TRACE_ID: &str = "lambda-runtime-trace-id";
-/// `Lambda-Runtime-Client-Context`: JSON from mobile-SDK callers.
-pub const HEADER_CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
-/// `Lambda-Runtime-Cognito-Identity`: JSON from Cognito callers.
-pub const HEADER_COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
-/// `Lambda-Runtime-Aws-Tenant-Id`: the tenant of a tenant-isolated function.
-pub const HEADER_TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
+/// Lambda's hard edge for a buffered response: 6 MiB + 100 bytes.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
+/// Lambda's limit for one streamed response (200 MiB since July 2025).
+pub const MAX_STREAMED_BYTES: u64 = 200 * 1024 * 1024;
+/// Larger than any payload Lambda accepts (6 MB synchronous, 1 MB asynchronous), so this only
+/// stops a broken server from filling our memory.
+pub const MAX_EVENT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Longest request id we accept; Lambda's are 36-character UUIDs.
 const MAX_REQUEST_ID_LEN: usize = 256;
@@ -136,50 +138,41 @@ impl Invocation {
     where
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
     {
-        let mut fields = HeaderFields::default();
+        let mut values: [Option<String>; context::FIELDS.len()] = Default::default();
         for (name, value) in headers {
             let lower = name.to_ascii_lowercase();
-            let (header, slot) = match lower.as_str() {
-                HEADER_REQUEST_ID => (HEADER_REQUEST_ID, &mut fields.request_id),
-                HEADER_DEADLINE_MS => (HEADER_DEADLINE_MS, &mut fields.deadline),
-                HEADER_FUNCTION_ARN => (HEADER_FUNCTION_ARN, &mut fields.function_arn),
-                HEADER_TRACE_ID => (HEADER_TRACE_ID, &mut fields.trace_id),
-                HEADER_CLIENT_CONTEXT => (HEADER_CLIENT_CONTEXT, &mut fields.client_context),
-                HEADER_COGNITO_IDENTITY => (HEADER_COGNITO_IDENTITY, &mut fields.cognito_identity),
-                HEADER_TENANT_ID => (HEADER_TENANT_ID, &mut fields.tenant_id),
-                _ => continue,
+            let Some(i) = context::FIELDS.iter().position(|f| f.header == lower) else {
+                continue;
             };
             // A repeated header keeps its first non-empty value.
-            let value = header_text(header, value)?;
-            if slot.is_none() {
-                *slot = value;
+            let value = header_text(context::FIELDS[i].header, value)?;
+            if values[i].is_none() {
+                values[i] = value;
             }
         }
-        let request_id = fields.request_id.ok_or(HeaderError::Missing(HEADER_REQUEST_ID))?;
+        let [
+            request_id,
+            deadline,
+            function_arn,
+            trace_id,
+            client_context,
+            cognito_identity,
+            tenant_id,
+        ] = values;
+        let request_id = request_id.ok_or(HeaderError::Missing(HEADER_REQUEST_ID))?;
         let request_id = RequestId::parse(&request_id)?;
-        let deadline = fields.deadline.ok_or(HeaderError::Missing(HEADER_DEADLINE_MS))?;
+        let deadline = deadline.ok_or(HeaderError::Missing(HEADER_DEADLINE_MS))?;
         Ok(Invocation {
             request_id,
             deadline: Deadline::parse(&deadline, now)?,
-            invoked_function_arn: fields.function_arn,
-            trace_id: fields.trace_id,
-            client_context: fields.client_context,
-            cognito_identity: fields.cognito_identity,
-            tenant_id: fields.tenant_id,
+            invoked_function_arn: function_arn,
+            trace_id,
+            client_context,
+            cognito_identity,
+            tenant_id,
             event,
         })
     }
-}
-
-#[derive(Default)]
-struct HeaderFields {
-    request_id: Option<String>,
-    deadline: Option<String>,
-    function_arn: Option<String>,
-    trace_id: Option<String>,
-    client_context: Option<String>,
-    cognito_identity: Option<String>,
-    tenant_id: Option<String>,
 }
 
 /// A header value as text, `None` when empty. Values become environment variables of the
@@ -216,60 +209,64 @@ impl fmt::Display for HeaderError {
 
 impl std::error::Error for HeaderError {}
 
-/// The error document Lambda returns to the caller: `{"errorType", "errorMessage", "stackTrace"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Diagnostic {
-    pub error_type: String,
-    pub error_message: String,
-    /// Absent when a language runner's document had none (AWS's Node runtime posts `trace`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stack_trace: Option<Vec<String>>,
-    /// Other keys of a language runner's document (`trace`, `requestId`, ...), posted as they
-    /// came, so that an error reads as the language's own runtime would post it.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+/// Why a response stream could not be opened, written or ended; it names the URL.
+pub type StreamFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// What one event produced.
+pub enum Outcome {
+    Response(Vec<u8>),
+    Failed(Diagnostic),
+    /// The response went out as a stream, `bytes` of it; the stream is still open for the
+    /// loop to end: cleanly, or with `failure` in the error trailers.
+    Streamed {
+        stream: Box<dyn ResponseStream>,
+        bytes: u64,
+        failure: Option<Diagnostic>,
+    },
+    /// The stream could not be opened, or broke after `bytes`: nothing more reaches Lambda.
+    StreamBroken {
+        bytes: u64,
+        error: StreamFailure,
+    },
 }
 
-impl Diagnostic {
-    pub fn new(error_type: &str, error_message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            error_type: error_type.to_string(),
-            error_message: error_message.into(),
-            stack_trace: Some(Vec::new()),
-            extra: serde_json::Map::new(),
-        }
-    }
-
-    /// The stack frames for the log: `stackTrace`, or the `trace` a Node runner sends.
-    pub fn frames(&self) -> Vec<&str> {
-        if let Some(frames) = &self.stack_trace {
-            return frames.iter().map(String::as_str).collect();
-        }
-        let trace = self.extra.get("trace").and_then(|t| t.as_array());
-        trace.into_iter().flatten().filter_map(|f| f.as_str()).collect()
-    }
-
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("BUG: a Diagnostic always serializes")
-    }
-
-    /// The value for `Lambda-Runtime-Function-Error-Type`. Lambda keeps only values shaped
-    /// `(Runtime|Function).PascalCase`; a handler's own class name (`ValueError`) becomes
-    /// `Function.ValueError`, and anything else `Function.Unhandled`.
-    pub fn header_error_type(&self) -> String {
-        let t = self.error_type.as_str();
-        let is_pascal = |s: &str| {
-            s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                && s.chars().all(|c| c.is_ascii_alphabetic())
-        };
-        match t.split_once('.') {
-            Some(("Runtime" | "Function", rest)) if is_pascal(rest) => t.to_string(),
-            None if is_pascal(t) => format!("Function.{t}"),
-            _ => "Function.Unhandled".to_string(),
+impl fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Response(body) => write!(f, "Response({} bytes)", body.len()),
+            Outcome::Failed(d) => write!(f, "Failed({d})"),
+            Outcome::Streamed { bytes, failure, .. } => {
+                write!(f, "Streamed({bytes} bytes, failure: {failure:?})")
+            }
+            Outcome::StreamBroken { bytes, error } => write!(f, "StreamBroken({bytes}, {error})"),
         }
     }
 }
+
+/// Where a streamed response goes: the code that runs handlers knows it only through this
+/// trait; `api::stream` implements it over HTTP, `cmd::invoke` over stdout.
+pub trait ResponseStream: Send {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StreamWriteError>;
+    /// Ends the stream cleanly; Lambda's status.
+    fn finish(self: Box<Self>) -> Result<u16, StreamFailure>;
+    /// Ends the stream with the error trailers; Lambda's status.
+    fn fail(self: Box<Self>, diagnostic: &Diagnostic) -> Result<u16, StreamFailure>;
+}
+
+/// A write the stream refused.
+#[derive(Debug)]
+pub enum StreamWriteError {
+    /// Past the streaming limit (in bytes); the stream is still open, to be failed.
+    TooLarge(u64),
+    /// The connection is gone.
+    Broken(StreamFailure),
+}
+
+/// Opens the response stream with a Content-Type, called when the handler's first bytes
+/// arrive (or a framed runner opens its stream): a handler that fails before that gets an
+/// ordinary error post instead.
+pub type OpenStream =
+    Box<dyn FnOnce(&str) -> Result<Box<dyn ResponseStream>, StreamFailure> + Send>;
 
 #[cfg(test)]
 mod tests {
@@ -355,24 +352,5 @@ mod tests {
     fn request_ids_are_escaped_for_the_path() {
         assert_eq!(RequestId::parse("abc-1.2_~").unwrap().path_segment(), "abc-1.2_~");
         assert_eq!(RequestId::parse("../x?y").unwrap().path_segment(), "..%2Fx%3Fy");
-    }
-
-    #[test]
-    fn error_type_header_is_always_runtime_or_function() {
-        let header = |t: &str| Diagnostic::new(t, "m").header_error_type();
-        assert_eq!(header("Runtime.ExitError"), "Runtime.ExitError");
-        assert_eq!(header("ValueError"), "Function.ValueError");
-        assert_eq!(header("My::Error"), "Function.Unhandled");
-        assert_eq!(header("Runtime.bad"), "Function.Unhandled");
-        assert_eq!(header(""), "Function.Unhandled");
-    }
-
-    #[test]
-    fn diagnostic_serializes_in_camel_case() {
-        let json = String::from_utf8(Diagnostic::new("Runtime.Timeout", "late").to_json()).unwrap();
-        assert_eq!(
-            json,
-            r#"{"errorType":"Runtime.Timeout","errorMessage":"late","stackTrace":[]}"#
-        );
     }
 }

@@ -13,12 +13,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::config::Protocol;
-use crate::handler::Handler;
+use super::sys;
+use crate::init::Handler;
+use crate::init::config::Protocol;
 use crate::invocation::Diagnostic;
-use crate::process;
-
-pub const USER_CODE_SYNTAX_ERROR: &str = "Runtime.UserCodeSyntaxError";
+use crate::invocation::error_type::USER_CODE_SYNTAX_ERROR;
 
 /// Longest a check may take: Lambda's init phase is 10 s.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,7 +81,7 @@ pub fn run(handler: &Handler) -> Verdict {
     let (status, output) = match rx.recv_timeout(CHECK_TIMEOUT) {
         Ok(done) => done,
         Err(_) => {
-            process::kill_group(pid);
+            sys::kill_group(pid);
             let message = format!(
                 "the syntax check `{shown}` of {} took more than {} s and was stopped",
                 handler.file.display(),
@@ -96,12 +95,14 @@ pub fn run(handler: &Handler) -> Verdict {
         Ok(_) => {
             let output = String::from_utf8_lossy(&output);
             let message = format!(
-                "{} did not pass `{shown}`:\n{}\nhint: fix the file; `bootstrap check` runs the \
-                 same check locally",
+                "{} did not pass `{shown}`:\n{}",
                 handler.file.display(),
                 output.trim_end()
             );
-            Verdict::Failed(Diagnostic::new(USER_CODE_SYNTAX_ERROR, message))
+            Verdict::Failed(
+                Diagnostic::new(USER_CODE_SYNTAX_ERROR, message)
+                    .with_hint("fix the file; `bootstrap check` runs the same check locally"),
+            )
         }
         Err(_) => Verdict::NotChecked,
     }

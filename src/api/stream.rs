@@ -11,35 +11,19 @@
 use std::fmt;
 use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
 
-use crate::invocation::{Diagnostic, RequestId};
-use crate::invoke::{ResponseStream, StreamWriteError};
-use crate::runtime_api::ApiAddress;
+use super::address::ApiAddress;
+use super::{HEADER_ERROR_TYPE, POST_TIMEOUT, USER_AGENT};
+use crate::invocation::{Diagnostic, RequestId, ResponseStream, StreamFailure, StreamWriteError};
 
-/// Lambda's limit for one streamed response (200 MiB since July 2025).
-pub const MAX_STREAMED_BYTES: u64 = 200 * 1024 * 1024;
-/// The content type of a plain stream of bytes.
-pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
-/// The content type of a stream that opens with a JSON prelude and 8 NUL bytes, as function
-/// URLs and API Gateway read it.
-pub const HTTP_INTEGRATION_CONTENT_TYPE: &str =
-    "application/vnd.awslambda.http-integration-response";
+pub use crate::init::config::{DEFAULT_CONTENT_TYPE, HTTP_INTEGRATION_CONTENT_TYPE};
+pub use crate::invocation::MAX_STREAMED_BYTES;
 /// `Lambda-Runtime-Function-Response-Mode`: `streaming` is its only valid value.
 const HEADER_RESPONSE_MODE: &str = "Lambda-Runtime-Function-Response-Mode";
-/// The trailer that names the error class of a stream that failed part-way.
-const HEADER_ERROR_TYPE: &str = "Lambda-Runtime-Function-Error-Type";
 /// The trailer that carries the error document, in standard padded base64.
 const HEADER_ERROR_BODY: &str = "Lambda-Runtime-Function-Error-Body";
 /// We read at most this much of the answer (heads and body together).
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;
-/// Connecting, and each read or write, may stall this long before the post counts as broken.
-/// A write stalls only while the server reads nothing at all, so Lambda's rate limit on
-/// streams (2 MB/s past the first 6 MB) never comes near it.
-const POST_TIMEOUT: Duration = Duration::from_secs(30);
-/// The same value as `runtime_api`'s.
-const USER_AGENT: &str = concat!("bootstrap/", env!("CARGO_PKG_VERSION"));
-
 /// One `/response` post in streaming mode, open from `start` until `finish` or `fail`.
 ///
 /// Dropping it before either closes the connection mid-stream, which Lambda reports to the
@@ -171,7 +155,14 @@ impl fmt::Display for StreamError {
     }
 }
 
-impl std::error::Error for StreamError {}
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StreamError::Io { error, .. } => Some(error),
+            StreamError::TooLarge { .. } => None,
+        }
+    }
+}
 
 /// Ends a chunk's data.
 const CRLF: &[u8] = b"\r\n";
@@ -410,28 +401,20 @@ fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-/// The errors without their URL: the caller (`RuntimeApi::judge_stream`) names it.
-fn cause(e: StreamError) -> String {
-    match e {
-        StreamError::Io { error, .. } => error.to_string(),
-        StreamError::TooLarge { .. } => e.to_string(),
-    }
-}
-
 impl ResponseStream for StreamingResponse {
     fn write(&mut self, bytes: &[u8]) -> Result<(), StreamWriteError> {
         StreamingResponse::write(self, bytes).map_err(|e| match e {
             StreamError::TooLarge { limit } => StreamWriteError::TooLarge(limit),
-            StreamError::Io { .. } => StreamWriteError::Broken(cause(e)),
+            StreamError::Io { .. } => StreamWriteError::Broken(Box::new(e)),
         })
     }
 
-    fn finish(self: Box<Self>) -> Result<u16, String> {
-        StreamingResponse::finish(*self).map_err(cause)
+    fn finish(self: Box<Self>) -> Result<u16, StreamFailure> {
+        Ok(StreamingResponse::finish(*self)?)
     }
 
-    fn fail(self: Box<Self>, diagnostic: &Diagnostic) -> Result<u16, String> {
-        StreamingResponse::fail(*self, diagnostic).map_err(cause)
+    fn fail(self: Box<Self>, diagnostic: &Diagnostic) -> Result<u16, StreamFailure> {
+        Ok(StreamingResponse::fail(*self, diagnostic)?)
     }
 }
 

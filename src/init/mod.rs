@@ -1,91 +1,39 @@
-//! Turns `_HANDLER` into a `Handler`: the file, the interpreter that runs it, and the argv
-//! with every placeholder but the event filled in. This is all of init: every failure here is
-//! a `Diagnostic` that bootstrap posts to `/runtime/init/error` (or prints, under `check`).
+//! Init: `_HANDLER`, the `interpreters.toml` layers and the argv templates become a `Handler`,
+//! the file, the interpreter that runs it, and the argv with every placeholder but the event
+//! filled in. Every failure is a `Diagnostic` that bootstrap posts to `/runtime/init/error` (or
+//! prints, under `check`). Init only reads files; it starts no process and knows no HTTP.
 //!
-//! `_HANDLER` is `<path>.<method>`, split at the last dot. The path is relative to the task
-//! root and may omit the extension; the method is a plain identifier (Perl's `::` allowed), so
-//! that a handler name can never become code.
+//! - `handler_name`: `_HANDLER` split and checked, the same for every language;
+//! - `handler_file`: the file it names, read per language as AWS's runtimes read it;
+//! - `config`: `interpreters.toml`, layered and validated;
+//! - `template`: the argv templates and their placeholders.
+
+pub mod config;
+pub mod handler_file;
+pub mod handler_name;
+pub mod template;
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
+use std::fmt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use crate::command::{Placeholder, Template};
-use crate::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol, ResponseMode};
-use crate::handler_file::{self, Found};
+use self::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol, ResponseMode};
+use self::handler_file::Found;
+use self::handler_name::HandlerName;
+use self::template::{Placeholder, Template};
+use crate::env::{ENV_HANDLER, ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
 use crate::invocation::Diagnostic;
-use crate::lambda_env::{ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
-
-pub const MALFORMED_HANDLER_NAME: &str = "Runtime.MalformedHandlerName";
-pub const HANDLER_NOT_FOUND: &str = "Runtime.HandlerNotFound";
-pub const INVALID_CONFIG: &str = "Runtime.InvalidConfig";
-pub const INVALID_TASK_ROOT: &str = "Runtime.InvalidTaskRoot";
-pub const INTERPRETER_NOT_FOUND: &str = "Runtime.InterpreterNotFound";
+use crate::invocation::error_type::{
+    HANDLER_NOT_FOUND, INTERPRETER_NOT_FOUND, INVALID_CONFIG, INVALID_TASK_ROOT,
+    MALFORMED_HANDLER_NAME,
+};
 
 /// The runners directory, relative to the directory holding `bootstrap` (the layer, `/opt`).
 const RUNNERS_DIR: &str = "layers";
 /// Cargo's build directory: a bootstrap run from `target/…/` in a source checkout finds the
 /// checkout's `layers/` beside it.
 const CARGO_TARGET_DIR: &str = "target";
-
-/// `_HANDLER`, split and checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerName {
-    pub path: String,
-    pub method: String,
-}
-
-impl HandlerName {
-    pub fn parse(text: &str) -> Result<HandlerName, Diagnostic> {
-        let malformed = |why: &str, hint: &str| {
-            Diagnostic::new(MALFORMED_HANDLER_NAME, format!("handler {text:?} {why}\nhint: {hint}"))
-        };
-        let example =
-            "set the function's Handler (_HANDLER) to <file>.<method>, e.g. lambda_script.handler";
-        let Some((path, method)) = text.rsplit_once('.') else {
-            return Err(malformed("has no '.' between a file and a method", example));
-        };
-        if path.is_empty() {
-            return Err(malformed("has no file before the last '.'", example));
-        }
-        if !is_method_name(method) {
-            return Err(malformed(
-                "has a method that is not a plain name",
-                "the part after the last '.' may hold only letters, digits, '_' and Perl's '::'",
-            ));
-        }
-        if path.chars().any(char::is_control) {
-            return Err(malformed("holds a control character", example));
-        }
-        let relative = Path::new(path);
-        if relative.is_absolute() {
-            return Err(malformed(
-                "names an absolute path",
-                "give the file relative to LAMBDA_TASK_ROOT, e.g. src/handler.method",
-            ));
-        }
-        if relative.components().any(|c| c == Component::ParentDir) {
-            return Err(malformed(
-                "climbs out of the task root with '..'",
-                "give the file relative to LAMBDA_TASK_ROOT, without '..'",
-            ));
-        }
-        Ok(HandlerName { path: path.to_string(), method: method.to_string() })
-    }
-
-    /// The name as `_HANDLER` gave it.
-    pub fn text(&self) -> String {
-        format!("{}.{}", self.path, self.method)
-    }
-}
-
-/// `[A-Za-z0-9_]+` parts joined by `::`.
-fn is_method_name(method: &str) -> bool {
-    method.split("::").all(|part| {
-        !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    })
-}
 
 /// A resolved handler: what to run for every event.
 #[derive(Debug, Clone)]
@@ -105,9 +53,6 @@ pub struct Handler {
     pub payload: PayloadVia,
     /// Whether children need `HOME` set (Lambda leaves it unset).
     pub needs_home: bool,
-    /// Whether each invocation (or framed worker) gets a TMPDIR of its own, when several run
-    /// at once.
-    pub private_tmp: bool,
     /// The interpreter's `syntax_check` argv, its program found on `PATH`; empty when it has
     /// none or the program is missing.
     pub syntax_check: Vec<OsString>,
@@ -139,38 +84,55 @@ impl Handler {
             None => format!("the executable {}", self.file.display()),
         }
     }
+}
 
-    /// A human-readable summary, as `bootstrap check` prints it.
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
+/// A summary, as `bootstrap check` prints it.
+impl fmt::Display for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let argv: Vec<String> = self.args.iter().map(|a| format!("{:?}", a.to_string())).collect();
-        let _ = writeln!(out, "handler:     {}.{}", self.name.path, self.name.method);
-        let _ = writeln!(out, "file:        {}", self.file.display());
-        let _ = writeln!(out, "task root:   {}", self.task_root.display());
+        writeln!(f, "handler:     {}", self.name.text())?;
+        writeln!(f, "file:        {}", self.file.display())?;
+        writeln!(f, "task root:   {}", self.task_root.display())?;
         match &self.interpreter {
-            Some(i) => {
-                let _ = writeln!(out, "interpreter: {} ({})", i.name, i.location());
-            }
-            None => {
-                let _ = writeln!(out, "interpreter: none, the file is run as an executable");
-            }
+            Some(i) => writeln!(f, "interpreter: {} ({})", i.name, i.location())?,
+            None => writeln!(f, "interpreter: none, the file is run as an executable")?,
         }
-        let _ = writeln!(out, "program:     {}", self.program.display());
-        let _ = writeln!(
-            out,
+        writeln!(f, "program:     {}", self.program.display())?;
+        writeln!(
+            f,
             "argv:        [{:?}, {}]",
             self.program.display().to_string(),
             argv.join(", ")
-        );
+        )?;
         let payload = match self.payload {
             PayloadVia::Stdin => "stdin",
             PayloadVia::Argument => "argument {event}",
             PayloadVia::File => "temporary file {event_file}",
         };
-        let _ = writeln!(out, "event via:   {payload}");
-        let _ = write!(out, "config:      {}", self.config_sources.join(", "));
-        out
+        writeln!(f, "event via:   {payload}")?;
+        write!(f, "config:      {}", self.config_sources.join(", "))
     }
+}
+
+/// Init as the Lambda loop runs it: `_HANDLER` and `LAMBDA_TASK_ROOT` must be set.
+pub fn for_lambda(env: &LambdaEnv) -> Result<Handler, Diagnostic> {
+    let Some(name) = &env.handler else {
+        return Err(Diagnostic::new(MALFORMED_HANDLER_NAME, format!("{ENV_HANDLER} is not set"))
+            .with_hint("set the function's handler, e.g. lambda_script.handler"));
+    };
+    let Some(task_root) = &env.task_root else {
+        return Err(Diagnostic::new(INVALID_TASK_ROOT, format!("{ENV_TASK_ROOT} is not set"))
+            .with_hint(
+                "set it to the directory holding the function code (Lambda sets /var/task)",
+            ));
+    };
+    let exe_dir = exe_dir();
+    resolve(&Settings { handler: name, task_root, env, exe_dir: exe_dir.as_deref() })
+}
+
+/// The directory holding the running executable: where the layer's config and runners are.
+pub fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
 }
 
 /// What init needs besides the config files.
@@ -190,7 +152,7 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     let config = load_config(settings, &task_root)?;
     let Found { file, interpreter, method } = handler_file::find(&task_root, &config, &name)?;
     let stream_content_type = response_mode(settings.env, interpreter.as_ref())?.then(|| {
-        let default = crate::stream::DEFAULT_CONTENT_TYPE.to_string();
+        let default = config::DEFAULT_CONTENT_TYPE.to_string();
         settings.env.response_content_type.clone().unwrap_or(default)
     });
     let (command, payload) = match &interpreter {
@@ -226,15 +188,7 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     let syntax_check = interpreter
         .as_ref()
         .and_then(|i| i.syntax_check.as_ref())
-        .and_then(|check| {
-            let argv: Vec<OsString> =
-                check.iter().map(|t| t.fill(fill).render(|_| Vec::new())).collect();
-            let search = settings.env.path.clone().unwrap_or_default();
-            let program = which::which_in(&argv[0], Some(&search), &task_root).ok()?;
-            Some(
-                std::iter::once(program.into_os_string()).chain(argv.into_iter().skip(1)).collect(),
-            )
-        })
+        .and_then(|check| syntax_check_argv(check, &fill, &task_root, settings.env))
         .unwrap_or_default();
     Ok(Handler {
         name,
@@ -246,11 +200,24 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
         args: filled,
         payload,
         needs_home: !settings.env.has_home,
-        private_tmp: false,
         syntax_check,
         stream_content_type,
         config_sources: config.sources.iter().map(ToString::to_string).collect(),
     })
+}
+
+/// The `syntax_check` argv filled in, its program found on `PATH`; `None` when the program is
+/// not there (the check is then skipped: it is advice, not a requirement).
+fn syntax_check_argv(
+    check: &[Template],
+    fill: &impl Fn(Placeholder) -> Option<String>,
+    task_root: &Path,
+    env: &LambdaEnv,
+) -> Option<Vec<OsString>> {
+    let argv: Vec<OsString> = check.iter().map(|t| t.fill(fill).render(|_| Vec::new())).collect();
+    let search = env.path.clone().unwrap_or_default();
+    let program = which::which_in(&argv[0], Some(&search), task_root).ok()?;
+    Some(std::iter::once(program.into_os_string()).chain(argv.into_iter().skip(1)).collect())
 }
 
 /// Whether the response is streamed: `BOOTSTRAP_RESPONSE_MODE`, else the interpreter's
@@ -262,8 +229,9 @@ fn response_mode(env: &LambdaEnv, interpreter: Option<&Interpreter>) -> Result<b
         Some(value) => ResponseMode::parse(value).ok_or_else(|| {
             Diagnostic::new(
                 INVALID_CONFIG,
-                format!("{ENV_RESPONSE_MODE}={value:?} is not a response mode\nhint: use streaming or buffered"),
+                format!("{ENV_RESPONSE_MODE}={value:?} is not a response mode"),
             )
+            .with_hint("use streaming or buffered")
         })?,
     };
     Ok(mode == ResponseMode::Streaming)
@@ -271,13 +239,8 @@ fn response_mode(env: &LambdaEnv, interpreter: Option<&Interpreter>) -> Result<b
 
 fn absolute_task_root(task_root: &Path) -> Result<PathBuf, Diagnostic> {
     let invalid = |why: String| {
-        Diagnostic::new(
-            INVALID_TASK_ROOT,
-            format!(
-                "task root {}: {why}\nhint: set {ENV_TASK_ROOT} to the directory holding the function code",
-                task_root.display()
-            ),
-        )
+        Diagnostic::new(INVALID_TASK_ROOT, format!("task root {}: {why}", task_root.display()))
+            .with_hint(format!("set {ENV_TASK_ROOT} to the directory holding the function code"))
     };
     let absolute = std::path::absolute(task_root).map_err(|e| invalid(e.to_string()))?;
     match absolute.metadata() {
@@ -297,11 +260,10 @@ fn load_config(settings: &Settings, task_root: &Path) -> Result<Config, Diagnost
         optional.push(in_task_root);
     }
     Config::load(&optional, settings.env.config.as_deref()).map_err(|e| {
-        let mut message = format!("invalid config: {e}");
-        if !message.contains("\nhint: ") {
-            message.push_str("\nhint: fix the entry; the config reference is in the README");
-        }
-        Diagnostic::new(INVALID_CONFIG, message)
+        let hint = e.hint.clone();
+        Diagnostic::new(INVALID_CONFIG, format!("invalid config: {e}")).with_hint(
+            hint.unwrap_or_else(|| "fix the entry; the config reference is in the README".into()),
+        )
     })
 }
 
@@ -312,11 +274,10 @@ fn check_executable(file: &Path) -> Result<(), Diagnostic> {
     }
     Err(Diagnostic::new(
         HANDLER_NOT_FOUND,
-        format!(
-            "handler file {} has no known extension and is not executable\n\
-             hint: chmod +x it (and keep the mode in the zip), or add its extension to an interpreters.toml",
-            file.display()
-        ),
+        format!("handler file {} has no known extension and is not executable", file.display()),
+    )
+    .with_hint(
+        "chmod +x it (and keep the mode in the zip), or add its extension to an interpreters.toml",
     ))
 }
 
@@ -343,15 +304,17 @@ fn find_runners(settings: &Settings) -> Result<PathBuf, Diagnostic> {
     Err(Diagnostic::new(
         INTERPRETER_NOT_FOUND,
         format!(
-            "the language runners directory was not found (looked in: {})\n\
-             hint: deploy the whole layer zip, so layers/ sits beside bootstrap, or set {ENV_RUNNERS}",
+            "the language runners directory was not found (looked in: {})",
             if tried.is_empty() {
                 "nowhere: the bootstrap path is unknown".into()
             } else {
                 tried.join(", ")
             },
         ),
-    ))
+    )
+    .with_hint(format!(
+        "deploy the whole layer zip, so layers/ sits beside bootstrap, or set {ENV_RUNNERS}"
+    )))
 }
 
 /// Finds the interpreter program on `PATH` (or at its path, when it holds a `/`).
@@ -381,11 +344,9 @@ fn find_program(
             };
             Err(Diagnostic::new(
                 INTERPRETER_NOT_FOUND,
-                format!(
-                    "{what} not found; PATH searched: {}\nhint: {hint}",
-                    search.to_string_lossy()
-                ),
-            ))
+                format!("{what} not found; PATH searched: {}", search.to_string_lossy()),
+            )
+            .with_hint(hint))
         }
     }
 }
@@ -406,51 +367,13 @@ fn check_runner_files(
         {
             return Err(Diagnostic::new(
                 INTERPRETER_NOT_FOUND,
-                format!(
-                    "language runner {} not found in {}\n\
-                     hint: deploy the whole layer zip (bootstrap, interpreters.toml and layers/), or set {ENV_RUNNERS}",
-                    path.display(),
-                    runners.display()
-                ),
-            ));
+                format!("language runner {} not found in {}", path.display(), runners.display()),
+            )
+            .with_hint(format!(
+                "deploy the whole layer zip (bootstrap, interpreters.toml and layers/), or set \
+                 {ENV_RUNNERS}"
+            )));
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_at_the_last_dot() {
-        let n = HandlerName::parse("src/lambda_script.pl.handler").unwrap();
-        assert_eq!((n.path.as_str(), n.method.as_str()), ("src/lambda_script.pl", "handler"));
-        let n = HandlerName::parse("lib/MyApp.MyApp::Handler::run").unwrap();
-        assert_eq!(n.method, "MyApp::Handler::run");
-    }
-
-    #[test]
-    fn refuses_names_that_could_become_code_or_escape() {
-        for bad in [
-            "handler",
-            ".handler",
-            "x.",
-            "x.a b",
-            "x.a;b",
-            "x.system('id')",
-            "x.a'b",
-            "x.a::",
-            "x.::a",
-            "x.a\nb",
-            "/etc/passwd.handler",
-            "../x.handler",
-            "a/../../x.handler",
-            "a\nb.handler",
-        ] {
-            let err = HandlerName::parse(bad).unwrap_err();
-            assert_eq!(err.error_type, MALFORMED_HANDLER_NAME, "{bad:?}");
-            assert!(err.error_message.contains("hint:"), "{bad:?}");
-        }
-    }
 }

@@ -1,18 +1,24 @@
-//! The few process-control calls that std does not offer: killing a whole process group,
-//! waiting for a child's exit without reaping it, adopting and killing orphaned descendants,
-//! and handing a child extra pipes as fds 3 and 4. Each is a thin wrapper around libc calls
-//! whose arguments are plain integers; the only other `unsafe` code is the signal handling in
-//! `shutdown`.
+//! The libc layer, and the only module allowed `unsafe` code: the few process-control calls
+//! that std does not offer. Killing a whole process group, waiting for a child's exit without
+//! reaping it, adopting and killing orphaned descendants, handing a child extra pipes as fds 3
+//! and 4, and turning signals into bytes on a pipe. Each is a thin wrapper around libc calls
+//! whose arguments are plain integers or memory owned by the calling frame.
 //!
 //! Why not reap at once: a pid is only safe to signal while its zombie exists. We observe the
 //! exit with `WNOWAIT`, kill what is left of the process group, and only then reap, so a
 //! recycled pid can never receive our SIGKILL.
 
-use std::fs;
+#![allow(unsafe_code)]
+
+use std::fs::{self, File};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Write end of the signal pipe, for the signal handler.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// Sends SIGKILL to every process in the group `pgid`. A group that is already gone is fine.
 pub fn kill_group(pgid: u32) {
@@ -155,6 +161,39 @@ pub fn pass_fds(command: &mut Command, fds: [RawFd; 2]) {
     // SAFETY: the hook runs between fork and exec and only calls async-signal-safe functions;
     // it allocates nothing and takes no locks.
     unsafe { command.pre_exec(hook) };
+}
+
+/// Makes each of `signals` write its number, as one byte, to a pipe; returns the read end.
+/// Writing to a pipe is the one thing a signal handler may safely do; the reader acts on it.
+pub fn signal_pipe(signals: &[libc::c_int]) -> io::Result<File> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into our array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    SIGNAL_PIPE.store(fds[1], Ordering::SeqCst);
+    // SAFETY: fds[0] is a fresh descriptor we own from here on.
+    let reader = unsafe { File::from_raw_fd(fds[0]) };
+    for &signal in signals {
+        // SAFETY: a zeroed sigaction with a plain handler; on_signal is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(reader)
+}
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::SeqCst);
+    let byte = signal as u8;
+    // SAFETY: write(2) is async-signal-safe; the byte lives on this stack frame.
+    unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
 }
 
 /// Resident memory of a process in MiB, from `/proc/<pid>/status`.

@@ -1,4 +1,5 @@
 //! The Lambda loop: `/next` → run the handler → post the response or the error → `/next`.
+//! The one module that sees both the Runtime API (`api`) and the handler processes (`run`).
 //! A failed event never ends the loop; only the Runtime API itself can (a 500, or no answer),
 //! and then Lambda restarts us.
 //!
@@ -10,12 +11,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::executor::Executor;
-use crate::handler::Handler;
-use crate::invocation::Invocation;
-use crate::invoke::Outcome;
+use crate::api::address::ApiAddress;
+use crate::api::client::{ApiError, Next, RuntimeApi};
+use crate::init::Handler;
+use crate::invocation::{Invocation, Outcome};
 use crate::log::{self, Level};
-use crate::runtime_api::{ApiAddress, ApiError, Next, RuntimeApi};
+use crate::run::{self, Executor};
 use crate::shutdown;
 use crate::warn;
 
@@ -44,23 +45,19 @@ pub fn concurrency(value: Option<&str>) -> usize {
 /// Runs `loops` loops and returns the first failure of any of them (the process then exits:
 /// a failed Runtime API is the environment's end). With more than one, each invocation's
 /// handler gets a private TMPDIR so that concurrent handlers do not collide in /tmp.
-pub fn serve_all(
-    address: &ApiAddress,
-    api: RuntimeApi,
-    handler: Handler,
-    loops: usize,
-) -> ApiError {
+pub fn run_all(address: &ApiAddress, api: RuntimeApi, handler: Handler, loops: usize) -> ApiError {
     if loops <= 1 {
-        return serve(&api, &mut Executor::new(handler));
+        return run(&api, &mut Executor::new(handler, run::Options::default()));
     }
     let (failed, failure) = mpsc::channel();
     for i in 0..loops {
         let failed = failed.clone();
-        let handler = Handler { private_tmp: true, ..handler.clone() };
+        let handler = handler.clone();
         let address = address.clone();
         let spawned = thread::Builder::new().name(format!("loop-{i}")).spawn(move || {
             let api = RuntimeApi::new(&address);
-            let _ = failed.send(serve(&api, &mut Executor::new(handler)));
+            let options = run::Options { private_tmp: true };
+            let _ = failed.send(run(&api, &mut Executor::new(handler, options)));
         });
         if let Err(e) = spawned {
             warn!("cannot start loop {i} of {loops}: {e}");
@@ -70,12 +67,12 @@ pub fn serve_all(
     drop(api);
     failure.recv().unwrap_or_else(|_| ApiError::Transport {
         url: address.to_string(),
-        error: "no loop could be started".into(),
+        error: ureq::Error::Io(std::io::Error::other("no loop could be started")),
     })
 }
 
 /// Serves events until the Runtime API fails; returns that failure.
-pub fn serve(api: &RuntimeApi, executor: &mut Executor) -> ApiError {
+pub fn run(api: &RuntimeApi, executor: &mut Executor) -> ApiError {
     let mut idle = IDLE_BACKOFF_FIRST;
     loop {
         // A framed worker for the next event starts (and loads the handler) before we ask
@@ -118,27 +115,39 @@ fn run_one(
     let _answering = shutdown::event_started();
     let started = Instant::now();
     let id = &invocation.request_id;
-    let outcome = executor.invoke(invocation, api.response_stream(id));
+    let outcome = executor.run(invocation, api.response_stream(id));
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    match &outcome {
+    match outcome {
         Outcome::Response(body) => {
             let message = format_args!("ok in {ms:.1} ms, response {} bytes", body.len());
             log::record(Level::Info, Some(id.as_str()), message);
-            api.post_response(id, body)
+            api.post_response(id, &body)
         }
         Outcome::Failed(diagnostic) => {
-            log::failure(id.as_str(), diagnostic, ms);
-            api.post_error(id, diagnostic)
+            log::failure(id.as_str(), &diagnostic, ms);
+            api.post_error(id, &diagnostic)
         }
-        Outcome::Streamed { bytes, failure, answer } => {
-            match failure {
-                Some(diagnostic) => log::failure(id.as_str(), diagnostic, ms),
+        Outcome::Streamed { stream, bytes, failure } => {
+            // The stream ends here, so that its answer is judged like a post's.
+            let answer = match &failure {
+                Some(diagnostic) => {
+                    log::failure(id.as_str(), diagnostic, ms);
+                    stream.fail(diagnostic)
+                }
                 None => {
                     let message = format_args!("streamed {bytes} bytes in {ms:.1} ms");
                     log::record(Level::Info, Some(id.as_str()), message);
+                    stream.finish()
                 }
+            };
+            match answer {
+                Ok(status) if (200..300).contains(&status) => Ok(()),
+                Ok(status) => {
+                    Err(ApiError::Status { url: api.response_url(id), status, body: String::new() })
+                }
+                Err(error) => Err(ApiError::Stream { error }),
             }
-            api.judge_stream(id, answer.clone())
         }
+        Outcome::StreamBroken { error, .. } => Err(ApiError::Stream { error }),
     }
 }

@@ -13,10 +13,11 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, HandlerSyntax, Interpreter};
-use crate::handler::{HANDLER_NOT_FOUND, HandlerName};
+use super::config::{Config, HandlerSyntax, Interpreter};
+use super::handler_name::HandlerName;
+use crate::env::ENV_HANDLER;
 use crate::invocation::Diagnostic;
-use crate::lambda_env::ENV_HANDLER;
+use crate::invocation::error_type::HANDLER_NOT_FOUND;
 
 /// How many directory entries the task root scan for a missing handler's language reads.
 const LANGUAGE_SCAN_LIMIT: usize = 1000;
@@ -193,9 +194,7 @@ fn not_found(name: &HandlerName, readings: &[Reading]) -> Diagnostic {
     Diagnostic::new(
         HANDLER_NOT_FOUND,
         format!(
-            "handler file not found for {}: no {} or {}.{{{}}}; looked for {}\n\
-             hint: check {ENV_HANDLER} against the files in the zip; \
-             to run another extension, add it to an interpreters.toml",
+            "handler file not found for {}: no {} or {}.{{{}}}; looked for {}",
             name.text(),
             name.path,
             name.path,
@@ -203,6 +202,10 @@ fn not_found(name: &HandlerName, readings: &[Reading]) -> Diagnostic {
             tried.join(", "),
         ),
     )
+    .with_hint(format!(
+        "check {ENV_HANDLER} against the files in the zip; to run another extension, add it to \
+         an interpreters.toml"
+    ))
 }
 
 fn ambiguity(task_root: &Path, name: &HandlerName, files: &[PathBuf]) -> Diagnostic {
@@ -210,15 +213,13 @@ fn ambiguity(task_root: &Path, name: &HandlerName, files: &[PathBuf]) -> Diagnos
     let first = files[0].strip_prefix(task_root).unwrap_or(&files[0]);
     Diagnostic::new(
         HANDLER_NOT_FOUND,
-        format!(
-            "handler {} is ambiguous: it matches {}\n\
-             hint: name the file with its extension in {ENV_HANDLER}, e.g. {}.{}, or remove one",
-            name.text(),
-            names.join(" and "),
-            first.display(),
-            name.method,
-        ),
+        format!("handler {} is ambiguous: it matches {}", name.text(), names.join(" and ")),
     )
+    .with_hint(format!(
+        "name the file with its extension in {ENV_HANDLER}, e.g. {}.{}, or remove one",
+        first.display(),
+        name.method,
+    ))
 }
 
 /// `lambda_script` + `pl` → `lambda_script.pl` (appends, so `a.b` + `pl` → `a.b.pl`).

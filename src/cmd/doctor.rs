@@ -10,11 +10,11 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::CONFIG_FILE_NAME;
-use crate::handler::{self, Handler, Settings};
+use crate::env::LambdaEnv;
+use crate::init::config::CONFIG_FILE_NAME;
+use crate::init::{self, Handler, Settings};
 use crate::invocation::Diagnostic;
-use crate::lambda_env::LambdaEnv;
-use crate::syntax_check::{self, Verdict};
+use crate::run::syntax_check::{self, Verdict};
 
 /// Lambda's `PATH` on provided.al2023 after `/opt`, which is searched through the layer dir.
 const SYSTEM_PATH: [&str; 4] = ["/var/lang/bin", "/usr/local/bin", "/usr/bin", "/bin"];
@@ -53,7 +53,7 @@ pub fn check(handler_name: &str, task_root: &Path, opt: &Path, env: &LambdaEnv) 
     };
     let settings =
         Settings { handler: handler_name, task_root, env: &lambda_env, exe_dir: Some(opt) };
-    let handler = match handler::resolve(&settings) {
+    let handler = match init::resolve(&settings) {
         Ok(handler) => Some(handler),
         Err(diagnostic) => {
             if has_crlf(&task_root.join(CONFIG_FILE_NAME)) {
@@ -99,11 +99,10 @@ pub fn file_findings(handler: &Handler) -> Vec<Finding> {
 
 /// An error as a finding: its message, and its hint as the fix.
 fn diagnostic_finding(diagnostic: &Diagnostic) -> Finding {
-    let (problem, fix) = match diagnostic.error_message.split_once("\nhint: ") {
-        Some((problem, fix)) => (problem.to_string(), fix.to_string()),
-        None => (diagnostic.error_message.clone(), "see the message above".to_string()),
-    };
-    Finding { problem: format!("{}: {problem}", diagnostic.error_type), fix }
+    Finding {
+        problem: format!("{}: {}", diagnostic.error_type, diagnostic.error_message),
+        fix: diagnostic.hint.clone().unwrap_or_else(|| "see the message above".to_string()),
+    }
 }
 
 /// `/var/lang/bin:/usr/local/bin:/usr/bin:/bin:<opt>/bin`, Lambda's order.
