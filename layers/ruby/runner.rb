@@ -324,10 +324,10 @@ module BootstrapRunner
   end
 
   def call_handler(target, event, context)
-    body, content_type = begin
+    begin
       receiver = target.klass ? Kernel.const_get(target.klass) : target.receiver
       result = receiver.__send__(target.method_name, event: event, context: context)
-      AwsLambda::Marshaller.marshall_response(result)
+      marshalled = AwsLambda::Marshaller.marshall_response(result)
     rescue SignalException
       raise
     rescue NameError => e # NoMethodError too: the method or class is missing, or misused
@@ -337,6 +337,7 @@ module BootstrapRunner
     rescue Exception => e # rubocop:disable Lint/RescueException -- exit, stack overflow...
       return handler_failed('Critical exception from handler', e)
     end
+    body, content_type = marshalled # a String alone, or [io, content type]
     begin
       body = body.read if content_type == 'application/unknown'
     rescue StandardError => e
@@ -357,10 +358,11 @@ module BootstrapRunner
     document
   end
 
+  # Logs the error and exits without an answer for the event, as aws_lambda_ric does when it
+  # cannot decode an event: it reports an init error, which Lambda refuses after init.
   def runtime_failure(error)
     init_failed(Failure.new(error, 'Init'))
-    STDOUT.flush
-    exit!(RUNTIME_FAILURE_EXIT) # at once: no answer for this event, as on AWS
+    exit(RUNTIME_FAILURE_EXIT)
   end
 
   # The plain protocol: one event on stdin, one response on stdout.
