@@ -706,3 +706,46 @@ fn bootstrap_invoke_runs_a_ruby_handler_by_its_aws_name() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), r#""Deep Module Message: 'cli'""#);
 }
+
+#[test]
+fn the_frame_pipes_never_reach_the_handlers_subprocesses() {
+    if !have("ruby") {
+        return;
+    }
+    // Only a framed runner has them (fds 3 and 4); in plain mode Ruby's own descriptors, the
+    // response's copy of stdout included, are close-on-exec already.
+    for mode in [Mode::Ahead, Mode::Warm] {
+        let root = task_root(mode, &[("aws/fds.rb", "fds.rb")]);
+        let got = response(&root, "fds.handler", "{}", mode);
+        let runner = got["runner"].as_array().cloned().unwrap_or_default();
+        let subprocess = got["subprocess"].as_array().cloned().unwrap_or_default();
+        assert_eq!(runner.len(), 2, "{mode:?}: {got}");
+        for pipe in runner {
+            assert!(pipe.as_str().is_some_and(|p| p.starts_with("pipe:")), "{mode:?}: {got}");
+            assert!(!subprocess.contains(&pipe), "{mode:?}: {pipe} was inherited: {got}");
+        }
+    }
+}
+
+#[test]
+fn under_the_json_log_format_logger_lines_keep_the_rics_text_as_their_message() {
+    if !have("ruby") {
+        return;
+    }
+    // aws_lambda_ric has no JSON format of its own: its lines become the records' messages.
+    for mode in MODES {
+        let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
+        let event = Event::new("req-8", r#"{"messages":["json-first"]}"#);
+        let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))];
+        let (_, log) = serve(&root, "log.log_to_stdout", &env, vec![event], &["json-first"]);
+        let record = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["message"].as_str().is_some_and(|m| m.contains("json-first")));
+        let record = record.unwrap_or_else(|| panic!("{mode:?}: no record for the line:\n{log}"));
+        let message = record["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("I, ["), "{mode:?}: {record}");
+        assert!(message.ends_with("INFO req-8 -- : json-first"), "{mode:?}: {record}");
+        assert_eq!(record["requestId"], "req-8", "{mode:?}: {record}");
+    }
+}
