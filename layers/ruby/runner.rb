@@ -16,8 +16,9 @@
 # missing method included); stackTrace holds up to 100 frames, cut where the runner's own
 # frames begin. The log gets the lines aws_lambda_ric writes for an error, and Logger
 # objects on $stdout or $stderr use its format, with the request id. Without _HANDLER,
-# FILE and METHOD are used. Nothing from the handler name or the event is ever evaluated.
-# Two protocols:
+# FILE and METHOD are used. An event that is not JSON ends the process with status 252 and
+# no answer, as it ends aws_lambda_ric. Nothing from the handler name or the event is ever
+# evaluated. Two protocols:
 #
 # Plain (one process per event): the event is stdin. $stdout, STDOUT and subprocesses
 # write to the log (fd 1 becomes a copy of stderr); the response goes to the original
@@ -125,14 +126,14 @@ class LambdaHandler
   end
 end
 
-# Logger's format under aws_lambda_ric: the default one with the request id added.
+# Logger's format under aws_lambda_ric: the default one with the request id added. Text is
+# read as UTF-8 (bytes that are not become U+FFFD), so that no message makes logging raise.
 class LogFormatter < Logger::Formatter
   def call(severity, time, progname, msg)
-    line = format('%<sev>s, [%<datetime>s #%<pid>d] %<severity>5s %<request_id>s -- %<progname>s: %<msg>s',
-                  sev: severity[0, 1], datetime: format_datetime(time), pid: Process.pid,
-                  severity: severity, request_id: $_global_aws_request_id, progname: progname,
-                  msg: msg2str(msg))
-    line.encode('UTF-8', invalid: :replace, undef: :replace)
+    format('%<sev>s, [%<datetime>s #%<pid>d] %<severity>5s %<request_id>s -- %<progname>s: %<msg>s',
+           sev: severity[0, 1], datetime: format_datetime(time), pid: Process.pid,
+           severity: severity, request_id: BootstrapRunner.utf8($_global_aws_request_id),
+           progname: BootstrapRunner.utf8(progname), msg: BootstrapRunner.utf8(msg2str(msg)))
   end
 end
 
@@ -197,8 +198,7 @@ module BootstrapRunner
   # carriage returns, since Lambda splits records at line feeds).
   class LogSink
     def write(message)
-      text = message.to_s.chomp.gsub("\n", "\r")
-      STDOUT.write(text, "\n")
+      STDOUT.write("#{message.to_s.chomp.gsub("\n", "\r")}\n") # one write: lines stay whole
     end
 
     def close; end
@@ -272,7 +272,7 @@ module BootstrapRunner
   # Writes what aws_lambda_ric logs for an error: a line saying what failed, then the error
   # document, pretty-printed, as one record.
   def log_error(what, document)
-    STDOUT.write(what, "\n", JSON.pretty_generate(document).gsub("\n", "\r"), "\n")
+    STDOUT.write("#{what}\n#{JSON.pretty_generate(document).gsub("\n", "\r")}\n")
   end
 
   # The handler name aws_lambda_ric reads (_HANDLER), or one made of FILE and METHOD.
