@@ -280,6 +280,25 @@ module BootstrapRunner
     @handler = ENV['_HANDLER'] || "#{File.basename(file, '.rb')}.#{method}"
   end
 
+  # What Lambda's Ruby environment adds for a function's libraries (RUBYLIB and GEM_PATH, set
+  # there before aws_lambda_ric starts): a layer's ruby/lib, and gems installed into the
+  # function with `bundle config set path vendor/bundle` or into a layer's ruby/gems. Only
+  # directories that exist are added, so a function without them costs two stat calls.
+  def add_lambda_library_paths(root)
+    lib = '/opt/ruby/lib'
+    $LOAD_PATH.unshift(lib) if File.directory?(lib) && !$LOAD_PATH.include?(lib)
+    return unless defined?(Gem)
+
+    version = RbConfig::CONFIG['ruby_version']
+    gems = ["#{root}/vendor/bundle/ruby/#{version}", "/opt/ruby/gems/#{version}"]
+    gems = gems.select { |dir| File.directory?(dir) }
+    return if gems.empty?
+
+    # Ahead of the interpreter's own paths, which an explicit GEM_PATH would otherwise drop.
+    ENV['GEM_PATH'] = (gems + Gem.path).uniq.join(File::PATH_SEPARATOR)
+    Gem.paths = ENV
+  end
+
   # Requires the handler file and returns the Target to call; raises Failure(Init).
   def load_handler(file, method)
     name = handler_name(file, method)
@@ -293,6 +312,7 @@ module BootstrapRunner
     end
     file_name = parts.first
     root = Dir.pwd
+    add_lambda_library_paths(root)
     $LOAD_PATH.unshift(root) unless $LOAD_PATH.include?(root)
     # The file AWS's `require file_name` finds first, $LOAD_PATH starting with the task root.
     # Never searched for along $LOAD_PATH: a name is not a library to load.

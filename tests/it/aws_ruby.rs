@@ -749,3 +749,34 @@ fn under_the_json_log_format_logger_lines_keep_the_rics_text_as_their_message() 
         assert_eq!(record["requestId"], "req-8", "{mode:?}: {record}");
     }
 }
+
+#[test]
+fn gems_vendored_into_the_function_load_as_on_lambda() {
+    if !have("ruby") {
+        return;
+    }
+    // Lambda's GEM_PATH starts with /var/task/vendor/bundle/ruby/<ruby_version>.
+    let out = std::process::Command::new("ruby")
+        .args(["-e", "print RbConfig::CONFIG['ruby_version']"])
+        .output()
+        .expect("run ruby");
+    let gems = format!("vendor/bundle/ruby/{}", text(&out.stdout));
+    for mode in MODES {
+        let root = task_root(
+            mode,
+            &[
+                ("aws/uses_gem.rb", "uses_gem.rb"),
+                (
+                    "aws/vendored_gem.gemspec",
+                    &format!("{gems}/specifications/vendored_gem-1.2.3.gemspec"),
+                ),
+                (
+                    "aws/vendored_gem.rb",
+                    &format!("{gems}/gems/vendored_gem-1.2.3/lib/vendored_gem.rb"),
+                ),
+            ],
+        );
+        let want = json!({"greeting": "hello from vendor/bundle", "version": "1.2.3"});
+        assert_eq!(response(&root, "uses_gem.handler", "{}", mode), want, "{mode:?}");
+    }
+}
