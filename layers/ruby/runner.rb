@@ -6,7 +6,7 @@
 # Runs handlers written for AWS's managed Ruby runtime (aws_lambda_ric) unchanged, and
 # behaves as it does: _HANDLER is `file.method` or `file.Module::Klass.method` (split at
 # every dot, two or three parts); the file is required from the task root, which heads
-# $LOAD_PATH; the method is looked up for each event (a top-level method on one
+# $LOAD_PATH (with Lambda's other library and gem directories, where they exist); the method is looked up for each event (a top-level method on one
 # LambdaHandler object that lives as long as the process, or Kernel.const_get(class) and
 # its singleton method) and called as method(event:, context:), the event decoded from
 # JSON and `context` a LambdaContext. The result goes through AwsLambda::Marshaller (a
