@@ -393,13 +393,31 @@ async function loadModule(moduleRoot, name) {
   return require(require.resolve(name, { paths: [TASK_ROOT, moduleRoot] }));
 }
 
+// The constructors of the four kinds of function: each makes code of the strings it gets.
+const FUNCTION_CONSTRUCTORS = [
+  function () {},
+  async function () {},
+  function* () {},
+  async function* () {},
+].map((fn) => Object.getPrototypeOf(fn).constructor);
+
 // The built-in prototypes a property walk may not step into: through them a handler name
-// could reach the Function constructor (`x.constructor.constructor`) and make code.
-const BUILT_IN_PROTOTYPES = new Set([Object.prototype, Function.prototype]);
+// could reach a function constructor (`x.constructor`, `x.constructor.constructor`).
+const BUILT_IN_PROTOTYPES = new Set([Object.prototype, ...FUNCTION_CONSTRUCTORS.map((f) => f.prototype)]);
+
+// Functions no handler name may resolve to, wherever a module exposes them: they would run
+// the event as code.
+const CODE_RUNNERS = new Set([...FUNCTION_CONSTRUCTORS, eval]);
+{
+  const vm = require('vm');
+  for (const name of ['runInThisContext', 'runInNewContext', 'runInContext', 'compileFunction', 'Script']) {
+    CODE_RUNNERS.add(vm[name]);
+  }
+}
 
 // `a.b.c` looked up on the module's exports, one property at a time, never evaluated. A
-// property is taken from the object or from a prototype of the user's, not from Object's or
-// Function's (AWS's client walks those too).
+// property is taken from the object or from a prototype of the user's, not from a built-in
+// one, and never is a function that makes code (AWS's client walks anything).
 function walk(exports, propertyPath) {
   let value = exports;
   for (const key of propertyPath.split('.')) {
@@ -408,6 +426,7 @@ function walk(exports, propertyPath) {
     while (owner !== null && !Object.prototype.hasOwnProperty.call(owner, key)) owner = Object.getPrototypeOf(owner);
     if (owner === null || BUILT_IN_PROTOTYPES.has(owner)) return undefined;
     value = value[key];
+    if (CODE_RUNNERS.has(value)) return undefined;
   }
   return value;
 }
