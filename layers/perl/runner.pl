@@ -415,10 +415,16 @@ sub diagnostic {
 # --- p5-aws-lambda's convention -----------------------------------------------------------
 
 # encode_json and decode_json as p5-aws-lambda calls them (JSON::XS 4: UTF-8, any scalar
-# allowed, keys in hash order, blessed objects refused), with the core JSON::PP.
+# allowed, keys in hash order, blessed objects refused), with the core JSON::PP. JSON::XS
+# writes a scalar perl holds as a string as a JSON string, even one also used as a number
+# ("5" after "5" + 1); JSON::PP does so only with PERL_JSON_PP_USE_B, which it reads when it
+# loads. So p5_load calls this first, before the handler file can load JSON::PP itself.
 sub p5_json {
-    require JSON::PP;
-    state $json = JSON::PP->new->utf8->allow_nonref;
+    state $json = do {
+        local $ENV{PERL_JSON_PP_USE_B} = 1;
+        require JSON::PP;
+        JSON::PP->new->utf8->allow_nonref;
+    };
     return $json;
 }
 
@@ -428,6 +434,7 @@ sub p5_json {
 # file is loaded, nothing built from the name is evaluated. Throws p5's init error.
 sub p5_load {
     my ($file, $function) = @_;
+    p5_json();
     p5_modules();
     return eval {
         package main;

@@ -276,6 +276,18 @@ fn p5_results_are_json_encoded_as_encode_json_does() {
 }
 
 #[test]
+fn p5_a_string_also_used_as_a_number_stays_a_json_string_as_with_json_xs() {
+    if !have("perl") {
+        return;
+    }
+    for mode in MODES {
+        let root = p5_root(mode, &[("values.pl", "values.pl")]);
+        let got = response(&root, "values.numeric_string", r#"{"count":"5"}"#, mode).json();
+        assert_eq!(got, json!({"count": "5", "next": 6}), "{mode:?}");
+    }
+}
+
+#[test]
 fn p5_payload_is_decoded_from_json_even_when_it_is_a_scalar() {
     if !have("perl") {
         return;
