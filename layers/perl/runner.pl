@@ -1,29 +1,48 @@
 # runner.pl - Perl runner for the `bootstrap` Lambda custom runtime.
 #
 # Usage: perl runner.pl FILE METHOD   (cwd = LAMBDA_TASK_ROOT)
-# Loads FILE with `do`, finds METHOD (main::METHOD, then <file stem>::METHOD, or a
-# fully qualified Pkg::method) and calls METHOD($event_text, $context), where the
-# event is the raw bytes (not decoded). The response is a plain string/number as
-# is, a reference as JSON, undef as an empty response; a failure is one JSON object
-# {errorType, errorMessage, stackTrace}. Core modules only; JSON::PP is loaded on
-# demand. Two protocols:
+#
+# Two conventions, chosen by BOOTSTRAP_CONVENTION (removed from %ENV before any user code):
+#
+# The default (seed) one loads FILE with `do`, finds METHOD (main::METHOD, then <file
+# stem>::METHOD, or a fully qualified Pkg::method) and calls METHOD($event_text, $context),
+# where the event is the raw bytes (not decoded) and $context a hash with accessor methods of
+# the same names as p5-aws-lambda's. The response is a plain string/number as is, a reference
+# as JSON, undef as an empty response; a failure is one JSON object {errorType, errorMessage,
+# stackTrace}. A FILE that does not compile is Runtime.UserCodeSyntaxError (perl's own
+# message); one that cannot be read, or dies while it loads (a missing `use`d module too), is
+# Runtime.ImportModuleError; a missing sub is Runtime.HandlerNotFound.
+#
+# "p5-aws-lambda" does what that community layer's AWS::Lambda::Bootstrap does: _HANDLER split
+# at its first dot into a file and a function, `require` of $LAMBDA_TASK_ROOT/<file>.pl,
+# main->can(<function>); the event decoded from JSON and the result JSON-encoded (as its
+# encode_json/decode_json: utf8, scalars allowed, not canonical); an AWS::Lambda::Context; and
+# $AWS::Lambda::context and _X_AMZN_TRACE_ID set for the call. A code ref returned is called
+# with a responder: $responder->($content_type) gives a writer with write($bytes) and close.
+# Errors are {errorMessage: "$error", errorType: its class or "Error"}, with no stack trace.
+#
+# Core modules only; JSON::PP is loaded on demand. Two protocols:
 #
 # Plain (one process per event): the event is stdin. The handler's STDOUT goes to the
 # log (stderr); the response goes to the original stdout, then exit 0; a failure
-# goes there too, then exit 70.
+# goes there too, then exit 70. A streamed response is written to stdout as it comes (its
+# content type is bootstrap's to set); a stream that fails after its first bytes logs the
+# error and exits 1.
 #
 # Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is loaded once,
 # then "ready\n" is written to fd 4 (or "error <len>\n<failure>", then exit 70). Each
 # "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 sets the
 # LAMBDA_RUNTIME_* variables from the context, calls the handler and answers on fd 4
-# with "ok <len>\n<response>" or "error <len>\n<failure>". End of file on fd 3: exit
-# 0. STDOUT and STDERR are both the log.
+# with "ok <len>\n<response>" or "error <len>\n<failure>", or streams: "stream <len>\n<content
+# type>", a "chunk <len>\n<bytes>" per write (at most 1 MiB each), then "ok 0\n" or
+# "error <len>\n<failure>". End of file on fd 3: exit 0. STDOUT and STDERR are both the log.
 
 use strict;
 use warnings;
 use feature 'state';
 
-# The context object passed as the second argument.
+# The context object passed as the second argument in the default convention: a hash, as in
+# the seed, with accessor methods named as p5-aws-lambda's (and AWS's other runtimes') are.
 {
     package Bootstrap::Context;
 
@@ -42,6 +61,12 @@ use feature 'state';
         log_stream_name      => 'AWS_LAMBDA_LOG_STREAM_NAME',
     );
 
+    # One reader per key; they read the hash, so a handler that changed a value sees it.
+    for my $key (keys %FROM_ENV) {
+        no strict 'refs';
+        *{"Bootstrap::Context::$key"} = sub { $_[0]{$key} };
+    }
+
     sub from_env {
         my ($class) = @_;
         my %self = map { $_ => $ENV{ $FROM_ENV{$_} } } keys %FROM_ENV;
@@ -59,13 +84,114 @@ use feature 'state';
     }
 }
 
+# p5-aws-lambda's AWS::Lambda::Context, for functions that do not ship that module: the same
+# hash keys, the same accessors, and the same failures (its accessors of function-level values
+# die when the variable is missing; identity and client_context are undef there too). It
+# becomes AWS::Lambda::Context's parent only when the real module cannot be loaded (see
+# p5_modules), so that a function that ships p5-aws-lambda gets its own version's code.
+{
+    package Bootstrap::P5::Context;
+
+    sub new {
+        my ($proto, @args) = @_;
+        my %args = (@args == 1 && ref $args[0] eq 'HASH') ? %{ $args[0] } : @args;
+        my $deadline_ms = $args{deadline_ms} // die 'deadline_ms is required';
+        return bless {
+            deadline_ms          => $deadline_ms,
+            invoked_function_arn => $args{invoked_function_arn} // '',
+            aws_request_id       => $args{aws_request_id} // '',
+            trace_id             => $args{trace_id},
+            tenant_id            => $args{tenant_id},
+        }, ref $proto || $proto;
+    }
+
+    # Not rounded nor clamped: p5-aws-lambda returns the float difference.
+    sub get_remaining_time_in_millis {
+        my ($self) = @_;
+        require Time::HiRes;
+        return $self->{deadline_ms} - Time::HiRes::time() * 1000;
+    }
+
+    sub function_name      { $ENV{AWS_LAMBDA_FUNCTION_NAME} // die 'function_name is not found' }
+    sub function_version   { $ENV{AWS_LAMBDA_FUNCTION_VERSION} // die 'function_version is not found' }
+    sub memory_limit_in_mb { $ENV{AWS_LAMBDA_FUNCTION_MEMORY_SIZE} // die 'memory_limit_in_mb is not found' }
+    sub log_group_name     { $ENV{AWS_LAMBDA_LOG_GROUP_NAME} // die 'log_group_name is not found' }
+    sub log_stream_name    { $ENV{AWS_LAMBDA_LOG_STREAM_NAME} // die 'log_stream_name is not found' }
+    sub invoked_function_arn { $_[0]{invoked_function_arn} }
+    sub aws_request_id       { $_[0]{aws_request_id} }
+    sub tenant_id            { $_[0]{tenant_id} }
+    sub identity       { return undef }    ## no critic (ProhibitExplicitReturnUndef): as p5 does
+    sub client_context { return undef }    ## no critic (ProhibitExplicitReturnUndef)
+}
+
+# The writer a p5-aws-lambda responder returns. Its answers are those of p5's writer over
+# HTTP::Tiny: write returns the bytes of the HTTP chunk it made ("0E0" for nothing), dies on
+# wide characters and after close; close returns 5, then nothing once closed.
+{
+    package Bootstrap::P5::ResponseWriter;
+
+    sub new { bless { closed => 0 }, $_[0] }
+
+    sub write {
+        my ($self, $data) = @_;
+        if ($self->{closed}) {
+            require Carp;
+            Carp::croak('write failed: already closed');
+        }
+        return '0E0' if !defined $data || length($data) == 0;
+        my $bytes = "$data";
+        utf8::downgrade($bytes, 1) or die "Wide character in write()\n";
+        Bootstrap::Runner::stream_chunk($bytes);
+        return length(sprintf '%X', length $bytes) + length($bytes) + 4;
+    }
+
+    sub close {
+        my ($self) = @_;
+        return if $self->{closed};
+        $self->{closed} = 1;
+        Bootstrap::Runner::stream_end();
+        return 5;
+    }
+
+    sub _close_with_error {
+        my ($self, $error) = @_;
+        return if $self->{closed};
+        $self->{closed} = 1;
+        Bootstrap::Runner::stream_fail(Bootstrap::Runner::p5_error_document($error));
+        return;
+    }
+}
+
 # The runner's own subs live in their own package so that the handler file, which
 # is compiled in package main, cannot clash with them.
 package Bootstrap::Runner;
 
+use constant MAX_CHUNK => 1024 * 1024;    # bytes per chunk frame
+
 my ($file, $method) = @ARGV;
 defined $method or die "usage: runner.pl FILE METHOD\n";
-$file = "./$file" unless $file =~ m{\A/};    # `do` would search \@INC otherwise
+
+my $convention = delete $ENV{BOOTSTRAP_CONVENTION} // '';
+my $P5 = $convention eq 'p5-aws-lambda';
+if ($P5) {
+    # p5-aws-lambda reads _HANDLER itself: the file is what comes before the first dot, with
+    # ".pl", in the task root; the function is all the rest (dots included).
+    if (defined $ENV{_HANDLER}) {
+        my ($name, $function) = split /[.]/, $ENV{_HANDLER}, 2;
+        $file = ($ENV{LAMBDA_TASK_ROOT} // '.') . "/$name.pl";
+        $method = $function // '';
+    }
+    # p5 sets it only for the length of the handler call.
+    delete $ENV{_X_AMZN_TRACE_ID};
+}
+else {
+    $file = "./$file" unless $file =~ m{\A/};    # `do` would search \@INC otherwise
+}
+
+# Where answers go: the original stdout (plain) or fd 4 (framed); and the bytes a plain-mode
+# stream has written to stdout.
+my ($RESPONSE, $FRAMES);
+my $streamed = 0;
 
 # Remember the call stack of the most recent die in user code (Carp is core), without
 # the runner's own frames.
@@ -81,11 +207,14 @@ my @CONTEXT_ENV = (
     [ aws_request_id       => 'LAMBDA_RUNTIME_AWS_REQUEST_ID' ],
     [ deadline_ms          => 'LAMBDA_RUNTIME_DEADLINE_MS' ],
     [ invoked_function_arn => 'LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN' ],
-    [ trace_id             => 'LAMBDA_RUNTIME_TRACE_ID', '_X_AMZN_TRACE_ID' ],
+    [ trace_id             => 'LAMBDA_RUNTIME_TRACE_ID', $P5 ? () : '_X_AMZN_TRACE_ID' ],
     [ client_context       => 'LAMBDA_RUNTIME_CLIENT_CONTEXT' ],
     [ cognito_identity     => 'LAMBDA_RUNTIME_COGNITO_IDENTITY' ],
     [ tenant_id            => 'LAMBDA_RUNTIME_AWS_TENANT_ID' ],
 );
+
+# JSON string escapes, for parse_context (set here, before framed() starts using it).
+my %UNESCAPE = ('"' => '"', '\\' => '\\', '/' => '/', b => "\b", f => "\f", n => "\n", r => "\r", t => "\t");
 
 framed() if ($ENV{BOOTSTRAP_FRAMED} // '') eq '1';    # never returns
 
@@ -96,19 +225,39 @@ close STDIN;    # resets $. so die messages do not end in "<STDIN> line 1."
 open(STDIN, '<', '/dev/null');
 
 # Keep the original stdout for the response; the handler's STDOUT goes to the log.
-open(my $RESPONSE, '>&', \*STDOUT) or die "runner: cannot dup stdout: $!\n";
+open($RESPONSE, '>&', \*STDOUT) or die "runner: cannot dup stdout: $!\n";
 open(STDOUT, '>&', \*STDERR) or die "runner: cannot redirect stdout: $!\n";
 binmode $RESPONSE;
 select((select(STDOUT), $| = 1)[0]);    # unbuffered log
 
-my $body = eval { call_handler(load_handler($file, $method), $event) };
+if ($P5) {
+    my $code = eval { p5_load($file, $method) } or respond(diagnostic(caught()), 70);
+    p5_serve($code, $event);
+    exit 0;    # after a stream: every other answer has exited already
+}
+my $body = eval { known_convention(); call_handler(load_handler($file, $method), $event) };
 defined $body ? respond($body, 0) : respond(diagnostic(caught()), 70);
+
+# A convention this runner does not know is a configuration error, reported as the load's.
+sub known_convention {
+    return if $convention eq '' || $P5;
+    failure('Runtime.InvalidConfig',
+        "The Perl runner knows no convention '$convention' (known: p5-aws-lambda)");
+}
 
 sub respond {
     my ($bytes, $status) = @_;
     print {$RESPONSE} $bytes or die "runner: cannot write the response: $!\n";
     close $RESPONSE or die "runner: cannot write the response: $!\n";
     exit $status;
+}
+
+# The event's one answer, "ok" (the response) or "error" (a failure document), in either
+# protocol; in plain mode the runner exits with it.
+sub answer {
+    my ($verb, $bytes) = @_;
+    return send_frame($FRAMES, $verb, $bytes) if $FRAMES;
+    respond($bytes, $verb eq 'ok' ? 0 : 70);
 }
 
 # The handler's code; throws a failure when FILE cannot be loaded or has no METHOD.
@@ -119,20 +268,56 @@ sub load_handler {
     (my $dir = $file) =~ s{/[^/]*\z}{};
     unshift @INC, grep { defined && length } $dir, $ENV{LAMBDA_TASK_ROOT};
 
+    # Whether FILE compiled and its own code started to run, as seen by the die hook; and
+    # whether that hook stayed in place (FILE may install its own).
+    my ($ran, $watched) = (0, 0);
+    my $watch = sub { remember_trace(); $ran ||= running_after_compile() };
     $! = 0;
-    my $loaded = do {
-        local $SIG{__DIE__} = \&remember_trace;
-        package main;
-        do $file;
-    };
+    my $loaded;
+    {
+        local $SIG{__DIE__} = $watch;
+        $loaded = do {
+            package main;
+            do $file;
+        };
+        $watched = ref $SIG{__DIE__} && $SIG{__DIE__} == $watch;
+    }
     if ($@) {
-        failure('Runtime.ImportModuleError', $@, $trace);
+        my $type = load_error_type($@, $file, $ran, $watched);
+        failure($type, $@, $type eq 'Runtime.UserCodeSyntaxError' ? [] : $trace);
     }
     elsif (!defined $loaded && $! && !(-f $file && -r _)) {
         failure('Runtime.ImportModuleError', "Cannot read $file: $!");
     }
     return find_handler($file, $method)
         // failure('Runtime.HandlerNotFound', "Handler '$method' is not defined in $file");
+}
+
+# For the die hook while FILE loads: whether the die comes from code that runs after FILE
+# compiled. $^S is undef while perl is parsing, which includes BEGIN blocks (`use` too) run
+# from the parser; code that a BEGIN block calls after its own compilation (a `use`d
+# module's body) has $^S defined, but a BEGIN frame on the stack.
+sub running_after_compile {
+    return 0 unless defined $^S;
+    for (my $level = 1; my @frame = caller $level; $level++) {
+        return 0 if $frame[3] =~ /(?:\A|::)(?:BEGIN|UNITCHECK)\z/;
+    }
+    return 1;
+}
+
+# Why FILE failed to load, from the die hook's record and perl's own wording: a die after it
+# compiled, or in a BEGIN block of its own (a missing or failing `use`d module: perl then
+# ends $@ with "BEGIN failed--compilation aborted at FILE"), is an import error. Anything else
+# stopped the compilation itself: a syntax error, which perl reports without calling the hook
+# at all (or from the parser, with $^S undef). When FILE replaced the hook, nothing tells
+# compile from run but perl's "syntax error at FILE" wording.
+sub load_error_type {
+    my ($error, $file, $ran, $watched) = @_;
+    my $import = 'Runtime.ImportModuleError';
+    return $import if $ran || ref $error;
+    return $import if $error =~ /BEGIN failed--compilation aborted at \Q$file\E line \d+\.\n\z/;
+    return 'Runtime.UserCodeSyntaxError' if $watched;
+    return $error =~ /^syntax error at \Q$file\E line /m ? 'Runtime.UserCodeSyntaxError' : $import;
 }
 
 sub find_handler {
@@ -211,6 +396,7 @@ sub caught {
 # A failure as its JSON document (bytes), with a summary line to the log.
 sub diagnostic {
     my ($failure) = @_;
+    return $failure->{document} if defined $failure->{document};    # p5's, complete
     my ($type, $message) = @$failure{qw(type message)};
     my $stack = [ @{ $failure->{stack} // [] } ];
     $message //= '';
@@ -226,7 +412,170 @@ sub diagnostic {
     return json()->encode($error);
 }
 
-# The framed protocol: load once, then serve invocations from fd 3 until its end.
+# --- p5-aws-lambda's convention -----------------------------------------------------------
+
+# encode_json and decode_json as p5-aws-lambda calls them (JSON::XS 4: UTF-8, any scalar
+# allowed, keys in hash order, blessed objects refused), with the core JSON::PP. JSON::XS
+# writes a scalar perl holds as a string as a JSON string, even one also used as a number
+# ("5" after "5" + 1); JSON::PP does so only with PERL_JSON_PP_USE_B, which it reads when it
+# loads. So p5_load calls this first, before the handler file can load JSON::PP itself.
+sub p5_json {
+    state $json = do {
+        local $ENV{PERL_JSON_PP_USE_B} = 1;
+        require JSON::PP;
+        JSON::PP->new->utf8->allow_nonref;
+    };
+    return $json;
+}
+
+# The handler's code as p5-aws-lambda finds it: `require` of the file (so it must return a
+# true value, and a compile error reads "Compilation failed in require"), then main->can,
+# which also finds a fully qualified Pkg::name. A path, not a module name, is required: the
+# file is loaded, nothing built from the name is evaluated. Throws p5's init error.
+sub p5_load {
+    my ($file, $function) = @_;
+    p5_json();
+    p5_modules();
+    return eval {
+        package main;
+        require $file;
+        main->can($function) // die "handler $function is not found";
+    } // p5_failure($@);
+}
+
+# The modules a p5-aws-lambda handler may `use` although they are no files here. When the
+# function ships p5-aws-lambda (its lib on @INC now), its own AWS::Lambda::Context is loaded
+# and used, so that it behaves as that version does. Otherwise the runner's class becomes
+# AWS::Lambda::Context's parent, and %INC says it is loaded, so `use AWS::Lambda::Context`
+# works and isa('AWS::Lambda::Context') is true, without shipping their module. AWS::Lambda
+# itself is only the home of $AWS::Lambda::context (and layer tables nobody needs here).
+sub p5_modules {
+    state $done;
+    return if $done++;
+    if (!$INC{'AWS/Lambda/Context.pm'}) {
+        my $shipped = on_inc('AWS/Lambda/Context.pm') && eval { require AWS::Lambda::Context; 1 };
+        if (!$shipped) {
+            @AWS::Lambda::Context::ISA = ('Bootstrap::P5::Context');
+            $INC{'AWS/Lambda/Context.pm'} = __FILE__;
+        }
+    }
+    if (!$INC{'AWS/Lambda.pm'} && !on_inc('AWS/Lambda.pm')) {
+        $AWS::Lambda::VERSION = '0.10.0';    # the release whose behaviour this follows
+        $INC{'AWS/Lambda.pm'} = __FILE__;
+    }
+}
+
+sub on_inc {
+    my ($relative) = @_;
+    return scalar grep { !ref && -f "$_/$relative" } @INC;
+}
+
+# {"errorMessage": "$error", "errorType": its class or "Error"}, as p5-aws-lambda posts an
+# error: the message as perl stringifies it, trailing newline and all.
+sub p5_error_document {
+    my ($error) = @_;
+    require Scalar::Util;
+    my $type = Scalar::Util::blessed($error) // 'Error';
+    return p5_json()->encode({ errorMessage => "$error", errorType => "$type" });
+}
+
+sub p5_failure {
+    my ($error) = @_;
+    local $SIG{__DIE__};
+    die bless { document => p5_error_document($error) }, 'Bootstrap::Failure';
+}
+
+# One event, answered in either protocol. As in p5-aws-lambda, an event that is not JSON, or
+# a result JSON cannot encode (a blessed object, a code ref inside), dies outside any eval:
+# the process ends, and the event gets bootstrap's Runtime.ExitError.
+sub p5_serve {
+    my ($code, $event) = @_;
+    my $payload = p5_json()->decode($event);
+    my $context = AWS::Lambda::Context->new(
+        deadline_ms          => $ENV{LAMBDA_RUNTIME_DEADLINE_MS},
+        aws_request_id       => $ENV{LAMBDA_RUNTIME_AWS_REQUEST_ID},
+        invoked_function_arn => $ENV{LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN},
+        trace_id             => $ENV{LAMBDA_RUNTIME_TRACE_ID},
+        tenant_id            => $ENV{LAMBDA_RUNTIME_AWS_TENANT_ID},
+    );
+    my ($response, $ok, $error);
+    {
+        no warnings 'once';    # the handler's module, not the runner, reads it
+        local $AWS::Lambda::context = $context;
+        local $ENV{_X_AMZN_TRACE_ID};
+        delete $ENV{_X_AMZN_TRACE_ID};
+        $ENV{_X_AMZN_TRACE_ID} = $context->{trace_id} if defined $context->{trace_id};
+        $ok = eval { $response = $code->($payload, $context); 1 };
+        $error = $@;
+    }
+    if (!$ok) {
+        print STDERR "$error";
+        return answer('error', p5_error_document($error));
+    }
+    return p5_stream($response) if ref $response eq 'CODE';
+    return answer('ok', p5_json()->encode($response));
+}
+
+# A streamed response: the code ref called with a responder (after the handler returned, so
+# without $AWS::Lambda::context, as in p5). The stream opens when the responder is called,
+# each write is a chunk, close ends it (returning from the code ref closes it too). A die
+# before the responder was called is an ordinary error; after, it ends the stream with the
+# error, unless the stream was closed already, when it is only logged. A code ref that never
+# calls the responder gets an empty response (p5 would post nothing at all).
+sub p5_stream {
+    my ($response) = @_;
+    my ($writer, $over);
+    my $responder = sub {
+        my ($content_type) = @_;
+        die "the responder can open one stream, while its invocation lasts\n" if $writer || $over;
+        stream_open($content_type // '');
+        return $writer = Bootstrap::P5::ResponseWriter->new;
+    };
+    my $ok = eval { $response->($responder); 1 };
+    my $error = $@;
+    $over = 1;
+    if (!$ok) {
+        print STDERR "$error";
+        return answer('error', p5_error_document($error)) if !$writer;
+        $writer->_close_with_error($error);
+    }
+    return $writer ? $writer->close : answer('ok', '');
+}
+
+sub stream_open {
+    my ($content_type) = @_;
+    return send_frame($FRAMES, 'stream', $content_type) if $FRAMES;
+    select((select($RESPONSE), $| = 1)[0]);    # each write goes out as it is made
+}
+
+sub stream_chunk {
+    my ($bytes) = @_;
+    if ($FRAMES) {
+        for (my $at = 0; $at < length $bytes; $at += MAX_CHUNK) {
+            send_frame($FRAMES, 'chunk', substr($bytes, $at, MAX_CHUNK));
+        }
+        return;
+    }
+    print {$RESPONSE} $bytes or die "runner: cannot write the response: $!\n";
+    $streamed += length $bytes;
+}
+
+sub stream_end {
+    send_frame($FRAMES, 'ok', '') if $FRAMES;
+}
+
+# A stream that failed. In plain mode, stdout can hold an error document only if nothing was
+# written yet; otherwise the error is in the log, and a non-zero exit makes it the event's.
+sub stream_fail {
+    my ($document) = @_;
+    return send_frame($FRAMES, 'error', $document) if $FRAMES;
+    respond($document, 70) if !$streamed;
+    exit 1;
+}
+
+# --- The framed protocol ------------------------------------------------------------------
+
+# Load once, then serve invocations from fd 3 until its end.
 sub framed {
     delete $ENV{BOOTSTRAP_FRAMED};    # not for the handler's own subprocesses
     require Fcntl;
@@ -238,8 +587,12 @@ sub framed {
     }
     select((select($out), $| = 1)[0]);       # each print is one whole frame
     select((select(STDOUT), $| = 1)[0]);    # STDOUT is the log
+    $FRAMES = $out;
 
-    my $code = eval { load_handler($file, $method) } or do {
+    my $code = eval {
+        known_convention();
+        $P5 ? p5_load($file, $method) : load_handler($file, $method);
+    } or do {
         send_frame($out, 'error', diagnostic(caught()));
         exit 70;
     };
@@ -251,6 +604,10 @@ sub framed {
         my $context = read_exactly($in, $context_len);
         my $event = read_exactly($in, $event_len);
         set_invocation_env($context);
+        if ($P5) {
+            p5_serve($code, $event);
+            next;
+        }
         my $body = eval { call_handler($code, $event) };
         defined $body ? send_frame($out, 'ok', $body)
                       : send_frame($out, 'error', diagnostic(caught()));
@@ -285,7 +642,6 @@ sub bad_input {
 # The context is a flat JSON object of strings, numbers and nulls, written by bootstrap. Read it
 # with a regular expression: JSON::PP, which is pure Perl, would cost more than the handler.
 # Anything else falls back to JSON::PP.
-my %UNESCAPE = ('"' => '"', '\\' => '\\', '/' => '/', b => "\b", f => "\f", n => "\n", r => "\r", t => "\t");
 
 sub parse_context {
     my ($text) = @_;

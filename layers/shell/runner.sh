@@ -3,8 +3,10 @@
 # Usage: bash runner.sh FILE METHOD   (cwd = LAMBDA_TASK_ROOT)
 # Sources FILE (its stdout goes to the log) and calls the shell function METHOD with
 # the event text as "$1"; what the function writes to stdout is the response, status
-# 0 means success. If FILE cannot be read or METHOD is not a function, the runner
-# reports {errorType, errorMessage, stackTrace} and exits 70. Shell limits: NUL bytes
+# 0 means success. If FILE cannot be read (Runtime.ImportModuleError), does not pass
+# `bash -n` (Runtime.UserCodeSyntaxError, with bash's message) or has no function METHOD
+# (Runtime.HandlerNotFound), the runner reports {errorType, errorMessage, stackTrace} and
+# exits 70. Shell limits: NUL bytes
 # in the event are dropped, trailing newlines are stripped, and "$1" is too big to
 # pass as one argument to external commands beyond 128 KiB (pipe it instead:
 # printf '%s' "$1" | jq ...). Two protocols:
@@ -78,6 +80,21 @@ __bootstrap_fail() {
 if [[ ! -f $__bootstrap_file || ! -r $__bootstrap_file ]]; then
     __bootstrap_fail Runtime.ImportModuleError "Cannot read handler file $__bootstrap_file"
 fi
+
+# A file that does not parse would run up to its error when sourced, and its function would
+# then be missing: check it first, with this bash, in bash's own words. Once per load: for
+# every event in plain mode, once per worker in framed mode. extglob is on for the check so
+# that a file which turns it on itself (shopt -s extglob) before using its patterns passes.
+if [[ -n $__bootstrap_framed ]]; then
+    __bootstrap_syntax=$("${BASH:-bash}" -O extglob -n -- "$__bootstrap_file" 2>&1 3<&- 4>&-)
+else
+    __bootstrap_syntax=$("${BASH:-bash}" -O extglob -n -- "$__bootstrap_file" 2>&1 {__bootstrap_response}>&-)
+fi
+if (( $? != 0 )); then
+    __bootstrap_fail Runtime.UserCodeSyntaxError "${__bootstrap_syntax:-bash -n failed on $__bootstrap_file}"
+fi
+[[ -n $__bootstrap_syntax ]] && printf '%s\n' "$__bootstrap_syntax" >&2    # bash's warnings
+unset __bootstrap_syntax
 
 # Source the handler file (at top level, so that its `declare`s stay global) without
 # giving it the runner's own channels.
