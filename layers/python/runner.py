@@ -78,7 +78,8 @@ def _describe(exc):
     """An exception as awslambdaric reports it: its class name, str() and the traceback
     formatted from (file, line, function, text) tuples, without the runner's own leading
     frames. Tuples, not FrameSummary objects, so that Python 3.11+ adds no ^^^ markers."""
-    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(exc.__traceback__)]
+    frames = [(f.filename, f.lineno, f.name, f.line)
+              for f in traceback.extract_tb(exc.__traceback__)]
     for i, frame in enumerate(frames):
         if frame[0] != __file__:
             frames = frames[i:]
@@ -300,11 +301,15 @@ _NBSP = "\u00a0"
 class LogSink(object):
     """Writes one log record per call to whatever sys.stdout is at the time (the log)."""
 
-    def log(self, msg, frame_type=None):
+    def log(self, msg):
         if msg.endswith("\n"):
             msg = msg[:-1]
+        line = msg.replace("\n", "\r") + "\n"
         out = sys.stdout
-        out.write(msg.replace("\n", "\r") + "\n")
+        try:
+            out.write(line)
+        except UnicodeEncodeError:  # a lone surrogate must not cost the record
+            out.write(line.encode("utf-8", "backslashreplace").decode("utf-8"))
         out.flush()
 
     def log_error(self, message_lines):
