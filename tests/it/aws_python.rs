@@ -286,7 +286,8 @@ fn an_exception_at_import_is_reported_with_its_class_and_the_import_traceback() 
         assert!(frames[0].contains("importlib"), "{mode:?}: {frames:?}");
         assert!(frames[0].contains(", in import_module\n"), "{mode:?}: {frames:?}");
         let own = format!(
-            "  File \"{}\", line 5, in <module>\n    SETTING = os.environ[\"A_SETTING_THAT_IS_NOT_SET\"]\n",
+            "  File \"{}\", line 5, in <module>\n    \
+             SETTING = os.environ[\"A_SETTING_THAT_IS_NOT_SET\"]\n",
             served.root.file("init_failure.py").display()
         );
         assert!(frames.contains(&own.as_str()), "{mode:?}: {frames:?}");
@@ -372,7 +373,8 @@ fn a_handler_exception_posts_its_class_message_request_id_and_traceback() {
         );
         let file = served.root.file("errors.py").display().to_string();
         let frame = format!(
-            "  File \"{file}\", line 10, in raise_exception_handler\n    raise MyError(\"My error\")\n"
+            "  File \"{file}\", line 10, in raise_exception_handler\n    \
+             raise MyError(\"My error\")\n"
         );
         let want = json!({"errorType": "MyError", "errorMessage": "My error", "requestId": "r1",
                           "stackTrace": [frame]});
@@ -400,6 +402,26 @@ fn an_exception_without_a_message_posts_an_empty_message() {
         let body = served.posts[0].json();
         assert_eq!((&body["errorType"], &body["errorMessage"]), (&json!("MyError"), &json!("")));
         assert!(served.log.contains("[ERROR] MyError\rTraceback (most recent call last):\r"));
+    }
+}
+
+#[test]
+fn a_multi_line_error_message_is_posted_whole_and_logged_as_one_record() {
+    if !have("python3") {
+        return;
+    }
+    for mode in MODES {
+        let served = serve_one(mode, &["errors.py"], "errors.multi_line", &[], "[ERROR] Runtime");
+        let body = served.posts[0].json();
+        assert_eq!(body["errorMessage"], "first line\nsecond line", "{mode:?}");
+        let record =
+            "[ERROR] RuntimeError: first line\rsecond line\rTraceback (most recent call last):\r";
+        let line = served.log.lines().find(|l| l.starts_with(record));
+        let line = line.unwrap_or_else(|| panic!("{mode:?}: {:?}", served.log));
+        assert!(
+            line.ends_with("raise RuntimeError(\"first line\\nsecond line\")"),
+            "{mode:?}: {line:?}"
+        );
     }
 }
 
@@ -540,7 +562,12 @@ fn non_ascii_text_is_kept_on_python_3_12_and_later_and_escaped_before() {
 }
 
 /// The Client Context and Cognito identity of awslambdaric's context tests.
-const CLIENT_CONTEXT: &str = r#"{"client": {"installation_id": "installid1", "app_title": "title1", "app_version_name": "name1", "app_version_code": "versioncode1", "app_package_name": "package1"}, "custom": {"custom-key": "custom-value"}, "env": {"custom-env": "custom-value"}}"#;
+const CLIENT_CONTEXT: &str = concat!(
+    r#"{"client": {"installation_id": "installid1", "app_title": "title1", "#,
+    r#""app_version_name": "name1", "app_version_code": "versioncode1", "#,
+    r#""app_package_name": "package1"}, "custom": {"custom-key": "custom-value"}, "#,
+    r#""env": {"custom-env": "custom-value"}}"#,
+);
 const COGNITO_IDENTITY: &str =
     r#"{"cognitoIdentityId": "id1", "cognitoIdentityPoolId": "poolid1"}"#;
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:test";
@@ -664,7 +691,8 @@ fn the_root_logger_writes_aws_s_text_records_with_the_current_request_id() {
             let lines = "test \rwith \rnew \rlines";
             assert!(has_record(log, "ERROR", id, lines), "{mode:?}:\n{log}");
             let traceback = format!(
-                "test exception\rTraceback (most recent call last):\r  File \"{}\", line 16, in handler\r",
+                "test exception\rTraceback (most recent call last):\r  \
+                 File \"{}\", line 16, in handler\r",
                 served.root.file("logs.py").display()
             );
             let exception = format!("\t{id}\t{traceback}");
