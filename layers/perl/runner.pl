@@ -539,7 +539,9 @@ sub p5_stream {
         return answer('error', p5_error_document($error)) if !$writer;
         $writer->_close_with_error($error);
     }
-    return $writer ? $writer->close : answer('ok', '');
+    return answer('ok', '') if !$writer;
+    $writer->close;    # returning from the code ref closes it too
+    stream_finish();
 }
 
 sub stream_open {
@@ -560,8 +562,19 @@ sub stream_chunk {
     $streamed += length $bytes;
 }
 
+# A stream the writer closed. bootstrap counts an event as answered at its last frame and may
+# then retire the worker, so that frame waits until the code ref has returned: code after
+# close still runs, as it does in p5's process.
+my $end_pending;
+
 sub stream_end {
-    send_frame($FRAMES, 'ok', '') if $FRAMES;
+    $end_pending = 1 if $FRAMES;
+}
+
+sub stream_finish {
+    return if !$end_pending;
+    $end_pending = 0;
+    send_frame($FRAMES, 'ok', '');
 }
 
 # A stream that failed. In plain mode, stdout can hold an error document only if nothing was

@@ -81,27 +81,31 @@ if [[ ! -f $__bootstrap_file || ! -r $__bootstrap_file ]]; then
     __bootstrap_fail Runtime.ImportModuleError "Cannot read handler file $__bootstrap_file"
 fi
 
-# A file that does not parse would run up to its error when sourced, and its function would
-# then be missing: check it first, with this bash, in bash's own words. Once per load: for
-# every event in plain mode, once per worker in framed mode. extglob is on for the check so
-# that a file which turns it on itself (shopt -s extglob) before using its patterns passes.
-if [[ -n $__bootstrap_framed ]]; then
-    __bootstrap_syntax=$("${BASH:-bash}" -O extglob -n -- "$__bootstrap_file" 2>&1 3<&- 4>&-)
-else
-    __bootstrap_syntax=$("${BASH:-bash}" -O extglob -n -- "$__bootstrap_file" 2>&1 {__bootstrap_response}>&-)
-fi
-if (( $? != 0 )); then
-    __bootstrap_fail Runtime.UserCodeSyntaxError "${__bootstrap_syntax:-bash -n failed on $__bootstrap_file}"
-fi
-[[ -n $__bootstrap_syntax ]] && printf '%s\n' "$__bootstrap_syntax" >&2    # bash's warnings
-unset __bootstrap_syntax
+# A file that does not parse runs up to its error when sourced, and its function may then be
+# missing: bash's own check (`bash -n`, with extglob on so that a file which turns it on itself
+# before using its patterns passes) tells a syntax error, in bash's words. A framed worker
+# checks before sourcing, once per worker; a plain process checks only when sourcing failed,
+# so that a good file costs nothing more per event.
+__bootstrap_check_syntax() {
+    local syntax
+    if [[ -n $__bootstrap_framed ]]; then
+        syntax=$("${BASH:-bash}" -O extglob -n -- "$__bootstrap_file" 2>&1 3<&- 4>&-)
+    else
+        syntax=$("${BASH:-bash}" -O extglob -n -- "$__bootstrap_file" 2>&1 {__bootstrap_response}>&-)
+    fi
+    if (( $? != 0 )); then
+        __bootstrap_fail Runtime.UserCodeSyntaxError "${syntax:-bash -n failed on $__bootstrap_file}"
+    fi
+    [[ -n $syntax ]] && printf '%s\n' "$syntax" >&2    # bash's warnings
+}
 
 # Source the handler file (at top level, so that its `declare`s stay global) without
 # giving it the runner's own channels.
 if [[ -n $__bootstrap_framed ]]; then
+    __bootstrap_check_syntax
     source "$__bootstrap_file" 3<&- 4>&-
 else
-    source "$__bootstrap_file" {__bootstrap_response}>&-
+    source "$__bootstrap_file" {__bootstrap_response}>&- || __bootstrap_check_syntax
 fi
 
 if ! declare -F -- "$__bootstrap_method" >/dev/null; then

@@ -77,6 +77,14 @@ impl Handler {
         self.interpreter.as_ref().and_then(|i| i.max_rss_mb)
     }
 
+    /// Whether the handler runs through one of bootstrap's language runners (`{runners}`),
+    /// which report load and syntax errors themselves.
+    pub fn uses_runner(&self) -> bool {
+        self.interpreter
+            .as_ref()
+            .is_some_and(|i| i.command.iter().any(|t| t.uses(Placeholder::Runners)))
+    }
+
     /// Where to change how this handler is run, for hints: the interpreter's config entry.
     pub fn setting(&self) -> String {
         match &self.interpreter {

@@ -1,11 +1,11 @@
 //! The interpreter's own syntax check of the handler file (`syntax_check` in
 //! `interpreters.toml`: `perl -c`, `bash -n`, `node --check`, ...).
 //!
-//! `bootstrap check` runs it for every handler. Init runs it for plain entries only: a framed
-//! runner loads the handler before the first event and reports a syntax error itself, while a
-//! plain process loads it anew for every event, so without the check a syntax error would
-//! surface as one `Runtime.ExitError` per event instead of one `Runtime.UserCodeSyntaxError`
-//! at init, as AWS's runtimes report it.
+//! `bootstrap check` runs it for every handler. Init runs it only for a plain entry whose
+//! program is not one of bootstrap's language runners (a config-only language such as PHP):
+//! the runners report a file that does not compile themselves, in their language's words,
+//! while any other program would only exit non-zero, once per event. With the check, a syntax
+//! error is one `Runtime.UserCodeSyntaxError` at init, as AWS's runtimes report it.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -33,9 +33,9 @@ pub enum Verdict {
     Failed(Diagnostic),
 }
 
-/// The check at init: plain entries only (see the module header).
+/// The check at init: plain entries that are not a language runner (see the module header).
 pub fn at_init(handler: &Handler) -> Result<(), Diagnostic> {
-    if handler.protocol() != Protocol::Plain {
+    if handler.protocol() != Protocol::Plain || handler.uses_runner() {
         return Ok(());
     }
     match run(handler) {

@@ -402,18 +402,10 @@ fn code_that_does_not_load_is_an_init_error_named_after_its_class() {
     }
 }
 
-/// The error for `syntax.rb`, which does not compile: `Init<SyntaxError>` from the runner in the
-/// framed modes. A plain entry gets bootstrap's own `syntax_check` (`ruby -c`) at init first,
-/// which reports it as `Runtime.UserCodeSyntaxError` before any runner starts.
+/// The error for `syntax.rb`, which does not compile: `Init<SyntaxError>` from the runner, in
+/// every mode (bootstrap leaves syntax errors to the language runners).
 #[track_caller]
 fn syntax_error(mode: Mode, root: &TaskRoot) -> Post {
-    if mode == Mode::Plain {
-        let api = MockApi::start();
-        let _bootstrap = Bootstrap::start(&api, root, "syntax.handler");
-        let post = api.expect_post("/runtime/init/error");
-        assert_error(&post, "Runtime.UserCodeSyntaxError", &["syntax.rb:", "ruby -c"]);
-        return post;
-    }
     let (post, log) = load_error(mode, root, "syntax.handler");
     assert_error(&post, "Init<SyntaxError>", &["syntax.rb:"]);
     assert!(log.contains("\"errorType\": \"Init<SyntaxError>\""), "{mode:?}: {log}");

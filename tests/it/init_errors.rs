@@ -129,16 +129,8 @@ fn an_unset_handler_or_task_root_is_an_error() {
     assert_error(&post, "Runtime.InvalidTaskRoot", &["/nonexistent/task"]);
 }
 
-#[test]
-fn a_plain_handler_with_a_syntax_error_is_an_init_error_in_the_interpreters_words() {
-    if !have("bash") {
-        return;
-    }
-    let root = TaskRoot::new().write("h.sh", "handler() {\n  echo (\n}\n");
-    let (post, _) = init_error(&root, "h.handler", &[]);
-    assert_error(&post, "Runtime.UserCodeSyntaxError", &["h.sh", "syntax error", "hint:"]);
-}
-
+/// A plain program that is not one of bootstrap's runners would only exit non-zero for every
+/// event; its entry's syntax check makes a syntax error one init error in its own words.
 #[test]
 fn a_language_added_by_config_gets_its_syntax_check_at_init() {
     let config = "[interpreters.sh2]\nextensions = [\"sh2\"]\ncommand = [\"/bin/sh\", \"{file}\"]\n\
@@ -146,4 +138,20 @@ fn a_language_added_by_config_gets_its_syntax_check_at_init() {
     let root = TaskRoot::new().write("interpreters.toml", config).write("h.sh2", "if then fi\n");
     let (post, _) = init_error(&root, "h.handler", &[]);
     assert_error(&post, "Runtime.UserCodeSyntaxError", &["h.sh2", "/bin/sh -n"]);
+}
+
+#[test]
+fn the_language_runners_report_their_own_syntax_errors_not_an_init_check() {
+    if !have("perl") {
+        return;
+    }
+    // perl -c would not see the runner's @INC: a handler that uses a module beside it must load.
+    let root = TaskRoot::new()
+        .mode(Mode::Plain)
+        .write("Helper.pm", "package Helper; sub greet { 'hi' } 1;\n")
+        .write("h.pl", "use Helper;\nsub handler { Helper::greet() }\n1;\n");
+    let api = MockApi::start();
+    let _bootstrap = Bootstrap::start(&api, &root, "h.handler");
+    api.push(Event::new("r1", "{}"));
+    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "hi");
 }

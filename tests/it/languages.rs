@@ -3,16 +3,21 @@ use serde_json::json;
 use crate::support::*;
 
 /// (interpreter, fixture directory, extension) of every built-in runner.
-const ALL_LANGUAGES: [(&str, &str, &str); 4] = [
+const ALL_LANGUAGES: [(&str, &str, &str); 5] = [
     ("perl", "perl", "pl"),
     ("python3", "python", "py"),
     ("node", "node", "js"),
     ("bash", "shell", "sh"),
+    ("ruby", "ruby", "rb"),
 ];
 
 /// The runners whose echo fixture decodes JSON and adds `reply`.
-const LANGUAGES: [(&str, &str, &str); 3] =
-    [("perl", "perl", "pl"), ("python3", "python", "py"), ("node", "node", "js")];
+const LANGUAGES: [(&str, &str, &str); 4] = [
+    ("perl", "perl", "pl"),
+    ("python3", "python", "py"),
+    ("node", "node", "js"),
+    ("ruby", "ruby", "rb"),
+];
 
 /// What the echo fixtures print, which must reach the log and never the response.
 const ECHO_LOG_LINE: &str = "log line from handler";
@@ -103,6 +108,8 @@ fn handler_errors_keep_their_class_name() {
         ("perl", "perl", "pl", "Error", "Function.Error"),
         ("python3", "python", "py", "ValueError", "Function.ValueError"),
         ("node", "node", "js", "TypeError", "Function.TypeError"),
+        // AWS's Ruby runtime names it so; Lambda keeps only PascalCase in the header.
+        ("ruby", "ruby", "rb", "Function<ArgumentError>", "Function.Unhandled"),
     ];
     for (program, lang, ext, error_type, header) in cases {
         if !have(program) {
@@ -140,6 +147,7 @@ fn code_that_does_not_compile_is_reported_per_language() {
         ("perl", "perl", "pl", "Runtime.UserCodeSyntaxError"),
         ("python3", "python", "py", "Runtime.UserCodeSyntaxError"),
         ("node", "node", "js", "Runtime.UserCodeSyntaxError"),
+        ("ruby", "ruby", "rb", "Init<SyntaxError>"),
     ];
     for (program, lang, ext, error_type) in cases {
         if !have(program) {
@@ -153,7 +161,8 @@ fn code_that_does_not_compile_is_reported_per_language() {
 
 #[test]
 fn a_missing_method_is_handler_not_found() {
-    let cases = ALL_LANGUAGES;
+    // Ruby looks the method up per event, as AWS's Ruby runtime does: `aws_ruby` tests it.
+    let cases = ALL_LANGUAGES.into_iter().filter(|(_, lang, _)| *lang != "ruby");
     for (program, lang, ext) in cases {
         if !have(program) {
             continue;

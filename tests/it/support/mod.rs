@@ -300,7 +300,8 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Asserts an error post: endpoint, error-type header, and body keys.
+/// Asserts an error post: error type, message parts, a stack (`stackTrace`, or Node's `trace`)
+/// and the error-type header.
 #[track_caller]
 pub fn assert_error(post: &Post, error_type: &str, message_has: &[&str]) {
     let body = post.json();
@@ -311,7 +312,8 @@ pub fn assert_error(post: &Post, error_type: &str, message_has: &[&str]) {
     assert!(
         got_type == error_type
             && missing.is_empty()
-            && body["stackTrace"].is_array()
+            // AWS's Node runtime posts its frames as `trace`.
+            && (body["stackTrace"].is_array() || body["trace"].is_array())
             && header.is_some_and(|h| h.starts_with("Runtime.") || h.starts_with("Function.")),
         "error post mismatch\n  path:      {}\n  type:      {got_type:?} (want {error_type:?})\n  header:    {header:?}\n  message:   {message:?}\n  missing:   {missing:?}\n  body:      {}",
         post.path,
