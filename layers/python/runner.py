@@ -4,12 +4,12 @@ Usage: python3 runner.py FILE METHOD   (cwd = LAMBDA_TASK_ROOT)
 
 It gives a handler written for AWS's managed Python runtime what awslambdaric (AWS's runtime
 interface client) gives it: the module named by `_HANDLER` imported with importlib from the
-task root (`app.handler`, `pkg.module.handler`, `dir/module.handler`), the root logger's
-Lambda handler and format (text, or JSON under AWS_LAMBDA_LOG_FORMAT=JSON) installed before
-that import, the event decoded and the result encoded as its simplejson marshaller does, the
-full LambdaContext, and the same error types, messages and stack traces, posted and logged
-the same way. FILE and METHOD are used only when `_HANDLER` is absent. Standard library only
-(Python 3.8+). Two protocols:
+task root (`app.handler`, `pkg.module.handler`, `dir/module.handler`; the layers' paths under
+/opt/python come next, as on Lambda), the root logger's Lambda handler and format (text, or
+JSON under AWS_LAMBDA_LOG_FORMAT=JSON) installed before that import, the event decoded and
+the result encoded as its simplejson marshaller does, the full LambdaContext, and the same
+error types, messages and stack traces, posted and logged the same way. FILE and METHOD are
+used only when `_HANDLER` is absent. Standard library only (Python 3.8+). Two protocols:
 
 Plain (one process per event): the event is stdin. Anything the handler prints goes to the
 log (stderr); the response goes to the original stdout, then exit 0. On failure the runner
@@ -715,6 +715,15 @@ def _framed(name):
         send(b"ok" if ok else b"error", body)
 
 
+def _layer_paths():
+    """Where Lambda's Python runtimes find the packages of the function's layers (unpacked
+    into /opt), searched right after the function's own code."""
+    layer = os.path.join(os.sep, "opt", "python")
+    version = "python%d.%d" % sys.version_info[:2]
+    paths = (os.path.join(layer, "lib", version, "site-packages"), layer)
+    return [path for path in paths if os.path.isdir(path)]
+
+
 def main():
     if len(sys.argv) != 3:
         sys.stderr.write("usage: runner.py FILE METHOD\n")
@@ -728,7 +737,7 @@ def main():
     if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
-    sys.path.insert(0, task_root)
+    sys.path[0:0] = [task_root] + _layer_paths()
     name = _handler_name(path, method)
 
     if os.environ.get("BOOTSTRAP_FRAMED") == "1":

@@ -845,3 +845,52 @@ fn bootstrap_invoke_runs_a_dotted_handler_name() {
     let want = json!({"module": "pkg.module", "greeting": greeting, "again": greeting});
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).ok(), Some(want));
 }
+
+#[test]
+fn modules_of_the_function_s_layers_under_opt_python_come_after_the_task_root() {
+    if !have("python3") || !have("unshare") || emulated("a private /opt") {
+        return;
+    }
+    // A private mount namespace puts a scratch directory over /opt for bootstrap alone.
+    let probe = std::process::Command::new("unshare").args(["--mount", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: unshare --mount is not permitted here (it needs root)");
+        return;
+    }
+    let python = find_on_path("python3".as_ref()).expect("python3 is on PATH");
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .expect("run python3");
+    let found = text(&found.stdout);
+    let (executable, version) = found.trim().split_once('\n').expect("python3's answer");
+    if executable.starts_with("/opt/") {
+        eprintln!("skipped: python3 itself lives under /opt ({executable})");
+        return;
+    }
+    let site_packages = format!("python/lib/python{version}/site-packages");
+    let opt = TaskRoot::new()
+        .write("python/from_layer_root.py", "WHERE = \"/opt/python\"\n")
+        .write("python/shadowed.py", "WHERE = \"the layer\"\n")
+        .write(&format!("{site_packages}/from_layer_site_packages.py"), "WHERE = \"site\"\n");
+    for mode in MODES {
+        let root = task_root(mode, &["layered.py", "shadowed.py"]);
+        let mut program = std::process::Command::new("unshare");
+        program
+            .args(["--mount", "sh", "-c", "mount --bind \"$0\" /opt && exec \"$@\""])
+            .arg(&opt.path)
+            .arg(BIN);
+        let api = MockApi::start();
+        let bootstrap = Bootstrap::launch(program, &api, &root, "layered.handler", &[]);
+        api.push(Event::new("r1", "{}"));
+        let post = api.expect_post("/runtime/invocation/r1/response");
+        bootstrap.stop();
+        let want = json!({
+            "layer_root": "/opt/python",
+            "site_packages": "site",
+            "shadowed": "task root",
+            "path": [root.path, format!("/opt/{site_packages}"), "/opt/python"],
+        });
+        assert_eq!(post.json(), want, "{mode:?}");
+    }
+}
