@@ -27,6 +27,9 @@ pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 pub const HTTP_INTEGRATION_CONTENT_TYPE: &str =
     "application/vnd.awslambda.http-integration-response";
 
+/// The convention of p5-aws-lambda, the community Perl layer (see the Perl runner).
+pub const P5_CONVENTION: &str = "p5-aws-lambda";
+
 /// The defaults, compiled in from the repository's `interpreters.toml`.
 pub const BUILTIN_CONFIG: &str = include_str!("../../interpreters.toml");
 
@@ -102,6 +105,10 @@ pub enum HandlerSyntax {
     /// `method` or `Module::Class.method`.
     #[serde(rename = "ruby")]
     Ruby,
+    /// The last path component split at its first dot, the file with one of the entry's
+    /// extensions: p5-aws-lambda's reading, implied by `convention = "p5-aws-lambda"`.
+    #[serde(rename = "first-dot")]
+    FirstDot,
 }
 
 /// How the event reaches the interpreter, decided by the placeholders its command uses.
@@ -442,9 +449,12 @@ fn parse_layer(
                 .max_rss_mb
                 .map(Spanned::into_inner)
                 .or(framed(base.and_then(|b| b.max_rss_mb))),
+            // p5-aws-lambda reads `_HANDLER` at its first dot; its convention implies that.
             handler_syntax: raw
                 .handler_syntax
                 .map(Spanned::into_inner)
+                .or((convention.as_deref() == Some(P5_CONVENTION))
+                    .then_some(HandlerSyntax::FirstDot))
                 .or(base.map(|b| b.handler_syntax))
                 .unwrap_or_default(),
             convention,

@@ -107,13 +107,15 @@ fn read<'a>(
             candidates.extend(extensions.iter().map(|ext| with_extension_added(&module, ext)));
             (name.method.clone(), candidates)
         }
-        HandlerSyntax::Node | HandlerSyntax::Ruby => {
+        HandlerSyntax::Node | HandlerSyntax::Ruby | HandlerSyntax::FirstDot => {
             let text = name.text();
             let (dir, base) = text.rsplit_once('/').map_or(("", text.as_str()), |(d, b)| (d, b));
             let (module, method) = base.split_once('.')?;
             let valid = match interpreter.handler_syntax {
                 HandlerSyntax::Node => is_property_path(method),
-                _ => is_ruby_method(method),
+                HandlerSyntax::Ruby => is_ruby_method(method),
+                // A name the runner looks up; a dotted one is its to refuse, in its words.
+                _ => method.split('.').all(|part| is_property_path(&part.replace("::", "_"))),
             };
             if module.is_empty() || !valid {
                 return None;

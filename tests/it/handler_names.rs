@@ -132,3 +132,13 @@ fn an_inherited_convention_never_reaches_a_runner_without_one() {
     );
     assert_eq!(text(&out.stdout), "[]", "{}", text(&out.stderr));
 }
+
+#[test]
+fn p5_aws_lambdas_convention_reads_the_name_at_its_first_dot() {
+    let root = TaskRoot::new()
+        .write("interpreters.toml", "[interpreters.perl]\nconvention = \"p5-aws-lambda\"\n")
+        .write("app.pl", "sub handle { 1 }\n1;\n");
+    assert_resolves(&root, "app.handle", "app.pl", "perl", "handle");
+    // The runner refuses `v2.handle` in p5-aws-lambda's own words.
+    assert_resolves(&root, "app.v2.handle", "app.pl", "perl", "v2.handle");
+}

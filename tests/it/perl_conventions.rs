@@ -849,3 +849,21 @@ fn a_warm_shell_worker_checks_its_file_once_when_it_loads_it() {
     api.push(Event::new("r2", "{}"));
     assert_eq!(api.expect_post("/runtime/invocation/r2/response").body_text(), "loaded once");
 }
+
+#[test]
+fn p5_handler_names_are_read_at_the_first_dot_and_a_missing_one_is_p5s_error() {
+    if !have("perl") {
+        return;
+    }
+    for mode in MODES {
+        let root = p5_root(mode, &[("echo.pl", "echo.pl")]);
+        let post = load_error(&root, "echo.v2.handle", mode);
+        let error = post.json();
+        assert_eq!(error["errorType"], "Error", "{mode:?}: {error}");
+        let message = error["errorMessage"].as_str().unwrap_or_default();
+        assert!(message.starts_with("handler v2.handle is not found"), "{mode:?}: {message}");
+        let post = load_error(&root, "missing.handle", mode);
+        let message = post.json()["errorMessage"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains("missing.pl"), "{mode:?}: {message}");
+    }
+}
