@@ -894,3 +894,24 @@ fn modules_of_the_function_s_layers_under_opt_python_come_after_the_task_root() 
         assert_eq!(post.json(), want, "{mode:?}");
     }
 }
+
+#[test]
+fn without_handler_in_the_environment_the_module_is_named_from_file_and_method() {
+    if !have("python3") {
+        return;
+    }
+    let fixtures = ["pkg/__init__.py", "pkg/helper.py", "pkg/module.py", "context.py"];
+    let greeting = "relative imports work";
+    for mode in MODES {
+        let config = python_config(mode, &["env", "-u", "_HANDLER"], "");
+        let root = task_root(mode, &fixtures).write("interpreters.toml", &config);
+        let served = serve(root, "pkg.module.handler", &[], vec![Event::new("r1", "{}")], "r1");
+        let want = json!({"module": "pkg.module", "greeting": greeting, "again": greeting});
+        assert_eq!(served.posts[0].json(), want, "{mode:?}");
+
+        let root = task_root(mode, &fixtures).write("interpreters.toml", &config);
+        let served = load_error(mode, root, "no_module.handler");
+        let message = "Unable to import module 'no_module': No module named 'no_module'";
+        assert_load_error(&served, mode, "Runtime.ImportModuleError", message);
+    }
+}
