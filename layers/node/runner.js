@@ -545,6 +545,8 @@ class Invocation {
     this.transport = transport;
     this.answered = false;
     this.nextScheduled = false;
+    // How an error nobody handled fails it; each programming model sets its own.
+    this.failure = (err) => this.error(err);
   }
 
   ok(body) {

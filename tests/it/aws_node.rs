@@ -1211,6 +1211,18 @@ fn a_streaming_handler_gets_the_event_and_a_context_without_callbacks() {
 }
 
 #[test]
+fn stream_options_give_the_response_stream_its_high_water_mark() {
+    if !have("node") {
+        return;
+    }
+    for mode in MODES {
+        let root = one(mode, "stream.mjs");
+        let post = serve_one(&root, "stream.highWaterMark", "{}");
+        assert_eq!(post.body_text(), "512", "{mode:?}");
+    }
+}
+
+#[test]
 fn a_streaming_handler_s_return_value_is_ignored_with_aws_s_warning() {
     if !have("node") {
         return;
