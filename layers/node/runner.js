@@ -457,7 +457,19 @@ async function loadHandler(fullName) {
   const handler = walk(exports, propertyPath);
   if (!handler) throw new HandlerNotFound(`${fullName} is undefined or not exported`);
   if (typeof handler !== 'function') throw new HandlerNotFound(`${fullName} is not a function`);
-  return { handler, ...describeHandler(handler) };
+  return new Runtime(handler, describeHandler(handler));
+}
+
+// The loaded handler and what is known of it. AWS's client calls the handler as a method of
+// its Runtime object, so a handler's stack frames read "at Runtime.handler (...)" (or "[as
+// handler]"): calling it the same way keeps its traces the same.
+class Runtime {
+  constructor(handler, { streaming, highWaterMark, isAsync }) {
+    this.handler = handler;
+    this.streaming = streaming;
+    this.highWaterMark = highWaterMark;
+    this.isAsync = isAsync;
+  }
 }
 
 function describeHandler(handler) {
@@ -660,7 +672,6 @@ function runBuffered(loaded, eventBytes, ctx, inv) {
   try {
     const event = JSON.parse(eventBytes.toString('utf8'));
     Object.assign(context, ...contextFields(ctx));
-    // Called as a method named `handler`, as AWS calls it: stack frames read "[as handler]".
     const result = loaded.handler(event, context, callback);
     if (isPromise(result)) result.then(context.succeed, context.fail).catch(context.fail);
   } catch (err) {

@@ -351,6 +351,16 @@ fn thrown_errors_are_posted_as_aws_posts_them_with_the_stack_as_trace_lines() {
             post.json(),
             json!({"errorType": "string", "errorMessage": "handled", "trace": []})
         );
+        // An ES module's handler: AWS's frame names its Runtime object as the receiver.
+        let root = root.write(
+            "esm.mjs",
+            "// Throws from an ES module.\nexport const handler = async () => {\n  throw new Error('Something went wrong');\n};\n",
+        );
+        let post = event_error(&root, "esm.handler", "{}", mode);
+        let body = node_error(&post, "Error", "Something went wrong", "ES module throw");
+        let lines = trace(&body);
+        assert!(lines[1].starts_with("    at Runtime.handler (file://"), "{lines:?}");
+        assert!(lines[1].ends_with("esm.mjs:3:9)"), "{lines:?}");
         let post = event_error(&root, "shapes.throwErrorLike", "{}", mode);
         let want = json!({"errorType": "Fake", "errorMessage": "fake msg", "trace": ["Fake: fake msg", "    at nowhere"]});
         assert_eq!(post.json(), want, "{mode:?}");
