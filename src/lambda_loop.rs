@@ -7,6 +7,7 @@
 //! each with its own connection and its own handler processes, and never more pollers than N:
 //! Lambda answers a poller beyond N with a 500.
 
+use std::fmt;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::api::address::ApiAddress;
 use crate::api::client::{ApiError, Next, RuntimeApi};
 use crate::init::Handler;
-use crate::invocation::{Invocation, Outcome};
+use crate::invocation::{Diagnostic, Invocation, Outcome};
 use crate::log::{self, Level};
 use crate::run::{self, Executor};
 use crate::shutdown;
@@ -42,22 +43,60 @@ pub fn concurrency(value: Option<&str>) -> usize {
     }
 }
 
-/// Runs `loops` loops and returns the first failure of any of them (the process then exits:
-/// a failed Runtime API is the environment's end). With more than one, each invocation's
-/// handler gets a private TMPDIR so that concurrent handlers do not collide in /tmp.
-pub fn run_all(address: &ApiAddress, api: RuntimeApi, handler: Handler, loops: usize) -> ApiError {
+/// Why the loops ended: the process then exits, and Lambda starts a new environment.
+#[derive(Debug)]
+pub enum Ended {
+    /// The first runner could not load the handler; that was posted to `/runtime/init/error`,
+    /// as AWS's runtimes post a handler that fails at init.
+    Init(Diagnostic),
+    /// The Runtime API failed: a failed Runtime API is the environment's end.
+    Api(ApiError),
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::Init(diagnostic) => write!(f, "init failed: {diagnostic}"),
+            Ended::Api(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for Ended {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Ended::Init(diagnostic) => Some(diagnostic),
+            Ended::Api(error) => error.source(),
+        }
+    }
+}
+
+/// Runs `loops` loops and returns why the first of them ended. With more than one, each
+/// invocation's handler gets a private TMPDIR so that concurrent handlers do not collide in
+/// /tmp. The first framed runner loads the handler before any `/next`: a handler that cannot
+/// load is an init error, as on AWS's own runtimes, not an error for every event.
+pub fn run_all(address: &ApiAddress, api: RuntimeApi, handler: Handler, loops: usize) -> Ended {
+    let options = run::Options { private_tmp: loops > 1 };
+    let mut first = Executor::new(handler.clone(), options);
+    first.prepare();
+    if let Some(diagnostic) = first.load_failure() {
+        if let Err(e) = api.post_init_error(&diagnostic) {
+            warn!("cannot post the init error: {e}");
+        }
+        return Ended::Init(diagnostic);
+    }
     if loops <= 1 {
-        return run(&api, &mut Executor::new(handler, run::Options::default()));
+        return Ended::Api(run(&api, &mut first));
     }
     let (failed, failure) = mpsc::channel();
+    let mut first = Some(first);
     for i in 0..loops {
         let failed = failed.clone();
-        let handler = handler.clone();
+        let mut executor = first.take().unwrap_or_else(|| Executor::new(handler.clone(), options));
         let address = address.clone();
         let spawned = thread::Builder::new().name(format!("loop-{i}")).spawn(move || {
             let api = RuntimeApi::new(&address);
-            let options = run::Options { private_tmp: true };
-            let _ = failed.send(run(&api, &mut Executor::new(handler, options)));
+            let _ = failed.send(run(&api, &mut executor));
         });
         if let Err(e) = spawned {
             warn!("cannot start loop {i} of {loops}: {e}");
@@ -65,10 +104,10 @@ pub fn run_all(address: &ApiAddress, api: RuntimeApi, handler: Handler, loops: u
     }
     drop(failed);
     drop(api);
-    failure.recv().unwrap_or_else(|_| ApiError::Transport {
+    Ended::Api(failure.recv().unwrap_or_else(|_| ApiError::Transport {
         url: address.to_string(),
         error: ureq::Error::Io(std::io::Error::other("no loop could be started")),
-    })
+    }))
 }
 
 /// Serves events until the Runtime API fails; returns that failure.

@@ -10,6 +10,7 @@ use bootstrap::api::address::ApiAddress;
 use bootstrap::api::client::RuntimeApi;
 use bootstrap::cli::{Args, Command};
 use bootstrap::env::{ENV_RUNTIME_API, LambdaEnv};
+use bootstrap::lambda_loop::Ended;
 use bootstrap::log::{self, LogConfig};
 use bootstrap::{cmd, fatal, init, lambda_loop, run, shutdown};
 
@@ -65,6 +66,10 @@ fn lambda(env: &LambdaEnv) -> anyhow::Result<bool> {
 
     // 4. The loop (one per invocation Lambda may run at once), until the Runtime API fails.
     let loops = lambda_loop::concurrency(env.max_concurrency.as_deref());
-    let error = lambda_loop::run_all(&address, api, handler, loops);
-    Err(error).with_context(|| format!("the Runtime API at {address} failed"))
+    match lambda_loop::run_all(&address, api, handler, loops) {
+        Ended::Init(diagnostic) => Err(diagnostic).context("init failed"),
+        Ended::Api(error) => {
+            Err(error).with_context(|| format!("the Runtime API at {address} failed"))
+        }
+    }
 }

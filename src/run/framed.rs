@@ -60,6 +60,14 @@ impl WorkerSlot {
         worker.wait_ready(Instant::now() + READY_WAIT);
     }
 
+    /// Why the current worker could not load the handler, if it reported that.
+    pub fn load_failure(&self) -> Option<Diagnostic> {
+        match &self.current.as_ref()?.state {
+            State::LoadFailed(diagnostic) => Some(diagnostic.clone()),
+            _ => None,
+        }
+    }
+
     /// Runs one event on the current worker (starting one if needed), then retires the worker
     /// if it is used up, broken or too big. `stream` opens the response stream if the runner
     /// answers with one.
@@ -106,6 +114,9 @@ enum Report {
 enum State {
     Loading,
     Ready,
+    /// The runner said it cannot load the handler (an error frame before `ready`); every
+    /// event sent to it gets this error.
+    LoadFailed(Diagnostic),
     /// The worker cannot serve events; every event sent to it gets this error.
     Broken(Diagnostic),
 }
@@ -220,7 +231,7 @@ impl Worker {
             match report {
                 Report::Ready => self.state = State::Ready,
                 Report::Result(Outcome::Failed(diagnostic)) => {
-                    self.state = State::Broken(diagnostic)
+                    self.state = State::LoadFailed(diagnostic)
                 }
                 Report::Result(
                     Outcome::Response(_) | Outcome::Streamed { .. } | Outcome::StreamBroken { .. },
@@ -248,7 +259,9 @@ impl Worker {
         let started = Instant::now();
         self.wait_ready(kill_at);
         match &self.state {
-            State::Broken(diagnostic) => return Outcome::Failed(diagnostic.clone()),
+            State::LoadFailed(diagnostic) | State::Broken(diagnostic) => {
+                return Outcome::Failed(diagnostic.clone());
+            }
             State::Loading => {
                 self.kill();
                 return Outcome::Failed(diagnostics::timeout(started.elapsed()));
@@ -432,7 +445,7 @@ impl Worker {
         if self.reap().is_some() {
             return;
         }
-        if let State::Broken(d) = &self.state {
+        if let State::LoadFailed(d) | State::Broken(d) = &self.state {
             warn!("worker not started: {}", d.error_message);
         }
     }

@@ -22,7 +22,7 @@ pub mod sys;
 
 use crate::init::Handler;
 use crate::init::config::Protocol;
-use crate::invocation::{Invocation, OpenStream, Outcome};
+use crate::invocation::{Diagnostic, Invocation, OpenStream, Outcome};
 use framed::WorkerSlot;
 
 /// How this bootstrap runs the handler, beyond what the config says.
@@ -55,6 +55,15 @@ impl Executor {
     pub fn prepare(&mut self) {
         if let Executor::Framed(slot) = self {
             slot.prepare();
+        }
+    }
+
+    /// Why the runner started ahead could not load the handler, if that is what happened
+    /// (`prepare` first). A plain handler loads with each event: never.
+    pub fn load_failure(&self) -> Option<Diagnostic> {
+        match self {
+            Executor::Plain(..) => None,
+            Executor::Framed(slot) => slot.load_failure(),
         }
     }
 

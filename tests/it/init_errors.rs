@@ -155,3 +155,13 @@ fn the_language_runners_report_their_own_syntax_errors_not_an_init_check() {
     api.push(Event::new("r1", "{}"));
     assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "hi");
 }
+
+#[test]
+fn a_framed_runner_that_cannot_load_the_handler_is_an_init_error() {
+    if !have("python3") {
+        return;
+    }
+    let root = TaskRoot::new().write("h.py", "import no_such_module_here\n");
+    let (post, _) = init_error(&root, "h.handler", &[]);
+    assert_error(&post, "Runtime.ImportModuleError", &["Unable to import module 'h'"]);
+}

@@ -172,8 +172,14 @@ fn a_missing_method_is_handler_not_found() {
             let file = format!("h.{ext}");
             let root = TaskRoot::new().copy(&format!("{lang}/echo.{ext}"), &file).mode(mode);
             let _bootstrap = Bootstrap::start(&api, &root, "h.nosuchmethod");
-            api.push(Event::new("r1", "{}"));
-            let post = api.expect_post("/runtime/invocation/r1/error");
+            // A framed runner finds out at load, before any event: an init error, as on AWS;
+            // a plain process loads the handler with each event, so it is that event's error.
+            let post = if mode == Mode::Plain {
+                api.push(Event::new("r1", "{}"));
+                api.expect_post("/runtime/invocation/r1/error")
+            } else {
+                api.expect_post("/runtime/init/error")
+            };
             assert_error(&post, "Runtime.HandlerNotFound", &["nosuchmethod"]);
         }
     }
