@@ -12,7 +12,16 @@ MAX_BINARY_BYTES := 3000000
 EXAMPLES := perl python shell
 QEMU_ARM64 ?= qemu-aarch64-static
 
-.PHONY: build test lint demo layer binaries test-arm64 interop soak fuzz bench bench-quick clean
+# `make install`: bootstrap on PATH as $(PREFIX)/bin/bootstrap, a link to
+# $(PREFIX)/lib/bootstrap/bootstrap, which has interpreters.toml and the runners beside it,
+# laid out as the layer is (bootstrap finds them beside its real path).
+PREFIX ?= $(HOME)/.local
+INSTALL_BIN ?= $(BIN)
+# boto3 and the AWS CLI for the `serve` tests, pinned in tests/requirements.txt.
+TEST_VENV := tests/.venv
+
+.PHONY: build test lint demo layer binaries test-arm64 interop soak fuzz bench bench-quick clean \
+	install install-files test-clients
 
 build:
 	$(CARGO) build --release
@@ -67,6 +76,26 @@ test-arm64:
 	$(CARGO) build --release --target $(ARM64_TARGET)
 	BOOTSTRAP_TEST_BIN=$(CURDIR)/$(ARM64_BIN) BOOTSTRAP_TEST_EMULATOR=$(QEMU_ARM64) \
 	    BOOTSTRAP_SOAK_EVENTS=1000 $(CARGO) test --test it
+
+install: build install-files
+	@echo "installed $(PREFIX)/bin/bootstrap; make sure $(PREFIX)/bin is on your PATH"
+
+install-files:
+	rm -rf $(PREFIX)/lib/bootstrap
+	mkdir -p $(PREFIX)/bin $(PREFIX)/lib/bootstrap
+	cp $(INSTALL_BIN) $(PREFIX)/lib/bootstrap/bootstrap
+	cp interpreters.toml $(PREFIX)/lib/bootstrap/
+	cp -R layers $(PREFIX)/lib/bootstrap/layers
+	ln -sfn ../lib/bootstrap/bootstrap $(PREFIX)/bin/bootstrap
+
+# A virtualenv with the real boto3 and AWS CLI that tests/it/serve.rs drives (from PyPI).
+test-clients: $(TEST_VENV)/.installed
+
+$(TEST_VENV)/.installed: tests/requirements.txt
+	rm -rf $(TEST_VENV)
+	python3 -m venv $(TEST_VENV)
+	$(TEST_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
 
 # Our bootstrap against cargo-lambda's Runtime API emulator, a peer we did not write.
 interop:

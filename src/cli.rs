@@ -1,5 +1,6 @@
 //! The command line: no subcommand runs the Lambda loop (as Lambda starts it); `invoke` and
-//! `check` run the same init and invoke code locally, without HTTP.
+//! `check` run the same init and invoke code locally, without HTTP; `serve` offers Lambda's
+//! Invoke API on localhost (its options live with it, in `serve`).
 
 use std::path::PathBuf;
 
@@ -24,7 +25,7 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
         /// Seconds before the handler is killed, as the function timeout would.
-        #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+        #[arg(long, default_value = "3", value_name = "SECONDS", value_parser = positive_seconds)]
         timeout: f64,
         /// The event: a file, or - for stdin. Without it the event is {}.
         #[arg(value_name = "EVENT_FILE")]
@@ -42,6 +43,20 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         opt: Option<PathBuf>,
     },
+    /// Serve Lambda's Invoke API on localhost (for the AWS CLI, SDKs with --endpoint-url,
+    /// curl), running the handler through the same Lambda loop as on Lambda.
+    Serve(crate::serve::ServeArgs),
+}
+
+/// A timeout in seconds: a finite number above zero.
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 1e9) {
+        return Err(format!(
+            "{text} is not a timeout\nhint: give the seconds a handler may run, more than 0 (e.g. 3, or 0.5)"
+        ));
+    }
+    Ok(seconds)
 }
 
 /// Which handler to run, defaulting to what Lambda would set.
@@ -62,5 +77,13 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         super::Args::command().debug_assert();
+    }
+
+    #[test]
+    fn timeouts_are_positive_seconds() {
+        assert_eq!(super::positive_seconds("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "nan", "inf", "soon", ""] {
+            assert!(super::positive_seconds(bad).is_err(), "{bad:?}");
+        }
     }
 }

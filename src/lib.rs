@@ -7,6 +7,8 @@
 //!
 //! - `lambda_loop`: `/next` → run → post, the one module that sees both `api` and `run`;
 //! - `cmd`: the local subcommands, `invoke` and `check`;
+//! - `serve`: Lambda's Invoke API on localhost, over a loopback Runtime API that the Lambda
+//!   loop polls;
 //! - `run`: the handler processes (no HTTP);
 //! - `api`: the Runtime API over HTTP (no processes);
 //! - `init`: `_HANDLER`, `interpreters.toml` and argv templates → a `Handler`;
@@ -24,4 +26,5 @@ pub mod invocation;
 pub mod lambda_loop;
 pub mod log;
 pub mod run;
+pub mod serve;
 pub mod shutdown;

@@ -78,6 +78,31 @@ impl LogConfig {
 
 static CONFIG: OnceLock<LogConfig> = OnceLock::new();
 
+/// Receives a copy of every record that names a request id, as written (`bootstrap serve`
+/// keeps the last 4 KB of each invocation's log for `X-Amz-Log-Type: Tail`).
+pub type Tap = Box<dyn Fn(&str, &[u8]) + Send + Sync>;
+
+static TAP: OnceLock<Tap> = OnceLock::new();
+
+/// Sets the tap for the life of the process; the first call wins.
+pub fn set_tap(tap: Tap) {
+    let _ = TAP.set(tap);
+}
+
+/// Hands bytes of invocation `request_id` to the tap, if one is set.
+fn tap(request_id: Option<&str>, bytes: &[u8]) {
+    if let (Some(tap), Some(id)) = (TAP.get(), request_id) {
+        tap(id, bytes);
+    }
+}
+
+/// Hands a record (a line without its newline) to the tap, if one is set.
+fn tap_line(request_id: Option<&str>, line: &str) {
+    if let (Some(tap), Some(id)) = (TAP.get(), request_id) {
+        tap(id, format!("{line}\n").as_bytes());
+    }
+}
+
 /// Sets the format for the life of the process; the first call wins.
 pub fn init(config: LogConfig) {
     let _ = CONFIG.set(config);
@@ -106,6 +131,7 @@ pub fn record(level: Level, request_id: Option<&str>, message: fmt::Arguments<'_
         }
     };
     write_line(&line);
+    tap_line(request_id, &line);
 }
 
 /// Logs a failed event's error as one record: its type, message and stack trace.
@@ -124,6 +150,7 @@ pub fn failure(request_id: &str, diagnostic: &Diagnostic, elapsed_ms: f64) {
             serde_json::to_string(&diagnostic.frames()).expect("BUG: strings serialize"),
         ));
         write_line(&object);
+        tap_line(Some(request_id), &object);
         return;
     }
     let mut text = format!(
@@ -135,7 +162,9 @@ pub fn failure(request_id: &str, diagnostic: &Diagnostic, elapsed_ms: f64) {
         text.push_str(frame);
     }
     // One CloudWatch record: Lambda splits records on \n only.
-    write_line(&text.replace('\n', "\r"));
+    let record = text.replace('\n', "\r");
+    write_line(&record);
+    tap_line(Some(request_id), &record);
 }
 
 /// Turns the output of a handler into log records, line by line in JSON mode.
@@ -154,6 +183,7 @@ impl HandlerLines {
         if !config().json {
             // Text mode: the bytes go out as they came.
             let _ = io::stderr().lock().write_all(bytes);
+            tap(request_id, bytes);
             return;
         }
         self.partial.extend_from_slice(bytes);
@@ -203,7 +233,9 @@ fn handler_record(line: &[u8], request_id: Option<&str>) {
         if let Some(id) = request_id {
             object.entry("requestId").or_insert_with(|| id.into());
         }
-        write_line(&serde_json::Value::Object(object).to_string());
+        let record = serde_json::Value::Object(object).to_string();
+        write_line(&record);
+        tap_line(request_id, &record);
         return;
     }
     if Level::Info < config.level {
@@ -212,6 +244,7 @@ fn handler_record(line: &[u8], request_id: Option<&str>) {
     let mut object = base_object(Level::Info, text, request_id);
     object.push('}');
     write_line(&object);
+    tap_line(request_id, &object);
 }
 
 /// `{"timestamp":…,"level":…,"message":…[,"requestId":…]` without the closing brace.
@@ -240,7 +273,7 @@ fn write_line(line: &str) {
     let _ = io::stderr().lock().write_all(&bytes);
 }
 
-fn rfc3339_now() -> String {
+pub(crate) fn rfc3339_now() -> String {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     rfc3339(since.as_secs(), since.subsec_millis())
 }

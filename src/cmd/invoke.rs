@@ -1,9 +1,12 @@
 //! `bootstrap invoke`: one event through exactly the code the Lambda loop uses, the response on
-//! stdout (a streamed one as it is written), the error document and exit 1 on a failure.
+//! stdout (a streamed one as it is written), the error document and exit 1 on a failure. On a
+//! terminal the output ends with a newline; into a pipe or a file it stays byte for byte.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::cli::Target;
@@ -14,7 +17,7 @@ use crate::invocation::{
     RequestId, ResponseStream, StreamFailure, StreamWriteError,
 };
 use crate::run::{self, Executor};
-use crate::{fatal, info, shutdown};
+use crate::{fatal, shutdown};
 
 /// Runs the event; `Ok(false)` when the handler failed (its error document went to stdout).
 pub fn run(
@@ -25,15 +28,14 @@ pub fn run(
 ) -> anyhow::Result<bool> {
     shutdown::guard_handlers();
     let _answering = shutdown::event_started();
+    // Whether what went to stdout so far ends with a newline (nothing yet: it does not).
+    let ends_in_newline = Arc::new(AtomicBool::new(true));
     let outcome = prepare(env, target, timeout, event).map(|(executor, invocation)| {
         let mut executor = executor;
-        let outcome = executor.run(&invocation, stdout_stream());
-        if let Outcome::Failed(d) = &outcome {
-            info!("{} failed: {}", invocation.request_id, d.error_type);
-        }
-        outcome
+        executor.run(&invocation, stdout_stream(Arc::clone(&ends_in_newline)))
     });
-    let (bytes, ok) = match outcome {
+    // The failure is logged once, here; its document goes to stdout.
+    let (mut bytes, ok) = match outcome {
         Ok(Outcome::Response(body)) => (body, true),
         // The body went to stdout as it was written; ending the stream says nothing more.
         Ok(Outcome::Streamed { failure: None, .. }) => (Vec::new(), true),
@@ -51,6 +53,13 @@ pub fn run(
         }
     };
     let mut stdout = io::stdout().lock();
+    if let Some(last) = bytes.last() {
+        ends_in_newline.store(*last == b'\n', Ordering::Relaxed);
+    }
+    // A prompt must not follow the output on its last line; a pipe gets the bytes unchanged.
+    if stdout.is_terminal() && !ends_in_newline.load(Ordering::Relaxed) {
+        bytes.push(b'\n');
+    }
     // A closed stdout (`| head`) is the reader's choice; the exit code still tells.
     let _ = stdout.write_all(&bytes).and_then(|()| stdout.flush());
     Ok(ok)
@@ -83,10 +92,11 @@ fn prepare(
 }
 
 /// The response stream of `invoke`: stdout, written as the handler streams, up to Lambda's
-/// limit for a streamed response.
-fn stdout_stream() -> OpenStream {
+/// limit for a streamed response. `ends_in_newline` follows the last byte written.
+fn stdout_stream(ends_in_newline: Arc<AtomicBool>) -> OpenStream {
     struct Stdout {
         written: u64,
+        ends_in_newline: Arc<AtomicBool>,
     }
     impl ResponseStream for Stdout {
         fn write(&mut self, bytes: &[u8]) -> Result<(), StreamWriteError> {
@@ -94,6 +104,9 @@ fn stdout_stream() -> OpenStream {
                 return Err(StreamWriteError::TooLarge(MAX_STREAMED_BYTES));
             }
             self.written += bytes.len() as u64;
+            if let Some(last) = bytes.last() {
+                self.ends_in_newline.store(*last == b'\n', Ordering::Relaxed);
+            }
             let mut stdout = io::stdout().lock();
             stdout
                 .write_all(bytes)
@@ -107,7 +120,9 @@ fn stdout_stream() -> OpenStream {
             Ok(200)
         }
     }
-    Box::new(|_content_type: &str| Ok(Box::new(Stdout { written: 0 }) as Box<dyn ResponseStream>))
+    Box::new(move |_content_type: &str| {
+        Ok(Box::new(Stdout { written: 0, ends_in_newline }) as Box<dyn ResponseStream>)
+    })
 }
 
 /// The event from a file or stdin (`-`), at most `MAX_EVENT_BYTES`; `{}` when none is given.

@@ -196,6 +196,17 @@ extern "C" fn on_signal(signal: libc::c_int) {
     unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
 }
 
+/// `ru_maxrss` of the children this process has reaped (and of the descendants they reaped):
+/// the largest resident set any of them reached, in KiB (`bootstrap serve`'s REPORT lines).
+pub fn children_peak_rss_kib() -> Option<u64> {
+    // SAFETY: getrusage writes into the zeroed struct owned by this frame and reads nothing.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return None;
+    }
+    u64::try_from(usage.ru_maxrss).ok()
+}
+
 /// Resident memory of a process in MiB, from `/proc/<pid>/status`.
 pub fn resident_mib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -46,3 +46,5 @@ mod aws_node;
 mod aws_ruby;
 // Perl: the seed convention's context object, and p5-aws-lambda's convention.
 mod perl_conventions;
+// `bootstrap serve` with boto3, the AWS CLI and raw HTTP; make install; invoke on a terminal.
+mod serve;
