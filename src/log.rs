@@ -213,8 +213,8 @@ impl Default for HandlerLines {
 }
 
 /// One line a handler wrote, as a JSON record. A line that is already a JSON object (a handler
-/// with its own structured logging) is kept, filtered by its `level` if it has one, and gets the
-/// `timestamp` and `requestId` it lacks.
+/// with its own structured logging) is kept, filtered by its `level` (or `log_level`) if it has
+/// one, and gets the `timestamp` and `requestId` it lacks.
 fn handler_record(line: &[u8], request_id: Option<&str>) {
     let text = String::from_utf8_lossy(line);
     let text = text.trim_end_matches('\r');
@@ -223,17 +223,32 @@ fn handler_record(line: &[u8], request_id: Option<&str>) {
     }
     let config = config();
     if text.starts_with('{')
-        && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(text)
+        && let Ok(serde_json::Value::Object(object)) = serde_json::from_str(text)
     {
-        let level = object.get("level").and_then(|l| l.as_str()).and_then(Level::parse);
-        if level.unwrap_or(Level::Info) < config.level {
+        // `level` is Lambda's key, `log_level` awslambdaric's; an error document without
+        // either (a runner's error record) is an error, never filtered below ERROR.
+        let named = ["level", "log_level"].iter().find_map(|key| object.get(*key));
+        let level = named.and_then(|l| l.as_str()).and_then(Level::parse);
+        let default = if object.contains_key("errorType") { Level::Error } else { Level::Info };
+        if level.unwrap_or(default) < config.level {
             return;
         }
-        object.entry("timestamp").or_insert_with(|| rfc3339_now().into());
-        if let Some(id) = request_id {
-            object.entry("requestId").or_insert_with(|| id.into());
+        // The runner's own record stays as it wrote it, its keys in its order; what it lacks is
+        // added at the front.
+        let mut added = String::new();
+        if !object.contains_key("timestamp") {
+            added.push_str(&format!("\"timestamp\":{},", json_string(&rfc3339_now())));
         }
-        let record = serde_json::Value::Object(object).to_string();
+        if let Some(id) = request_id
+            && !object.contains_key("requestId")
+        {
+            added.push_str(&format!("\"requestId\":{},", json_string(id)));
+        }
+        let rest = text[1..].trim_start();
+        if rest.starts_with('}') {
+            added.pop(); // an empty object: no comma before its end
+        }
+        let record = format!("{{{added}{rest}");
         write_line(&record);
         tap_line(request_id, &record);
         return;

@@ -21,6 +21,8 @@ use crate::invocation::error_type::HANDLER_NOT_FOUND;
 
 /// How many directory entries the task root scan for a missing handler's language reads.
 const LANGUAGE_SCAN_LIMIT: usize = 1000;
+/// How deep below the task root that scan looks (packages hold the code of many functions).
+const LANGUAGE_SCAN_DEPTH: usize = 3;
 
 /// What `_HANDLER` resolved to.
 #[derive(Debug)]
@@ -154,20 +156,7 @@ fn executable_candidate(
 /// When no file matches and the task root's files are all of one AWS language, that
 /// language's runner reports the missing module in its own words.
 fn left_to_the_runner(task_root: &Path, config: &Config, readings: &[Reading]) -> Option<Found> {
-    let entries = std::fs::read_dir(task_root).ok()?;
-    let mut languages: Vec<&str> = Vec::new();
-    for entry in entries.flatten().take(LANGUAGE_SCAN_LIMIT) {
-        let path = entry.path();
-        if !path.is_file() {
-            continue;
-        }
-        let ext = path.extension().and_then(|e| e.to_str());
-        if let Some(interpreter) = ext.and_then(|e| config.for_extension(e))
-            && !languages.contains(&interpreter.name.as_str())
-        {
-            languages.push(&interpreter.name);
-        }
-    }
+    let languages = languages_in(task_root, config);
     let [language] = languages.as_slice() else { return None };
     let reading = readings.iter().find(|r| r.interpreter.name == *language)?;
     if reading.interpreter.handler_syntax == HandlerSyntax::FileMethod {
@@ -184,6 +173,40 @@ fn left_to_the_runner(task_root: &Path, config: &Config, readings: &[Reading]) -
         interpreter: Some(reading.interpreter.clone()),
         method: reading.method.clone(),
     })
+}
+
+/// The interpreters whose files the task root holds, looking `LANGUAGE_SCAN_DEPTH` levels deep
+/// and at `LANGUAGE_SCAN_LIMIT` entries at most; dependency folders (`node_modules`, hidden
+/// ones) are not the function's own code.
+fn languages_in<'a>(task_root: &Path, config: &'a Config) -> Vec<&'a str> {
+    let mut languages: Vec<&str> = Vec::new();
+    let mut dirs = vec![(task_root.to_path_buf(), 0)];
+    let mut seen = 0;
+    while let Some((dir, depth)) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > LANGUAGE_SCAN_LIMIT {
+                return languages;
+            }
+            let (path, name) = (entry.path(), entry.file_name());
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                let skipped = name.to_string_lossy().starts_with('.') || name == "node_modules";
+                if depth + 1 < LANGUAGE_SCAN_DEPTH && !skipped {
+                    dirs.push((path, depth + 1));
+                }
+                continue;
+            }
+            let ext = path.extension().and_then(|e| e.to_str());
+            if let Some(interpreter) = ext.and_then(|e| config.for_extension(e))
+                && !languages.contains(&interpreter.name.as_str())
+            {
+                languages.push(&interpreter.name);
+            }
+        }
+    }
+    languages
 }
 
 fn not_found(name: &HandlerName, readings: &[Reading]) -> Diagnostic {

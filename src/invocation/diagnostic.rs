@@ -20,9 +20,20 @@ pub struct Diagnostic {
     pub hint: Option<String>,
     /// Absent when a language runner's document had none (AWS's Node runtime posts `trace`).
     pub stack_trace: Option<Vec<String>>,
-    /// Other keys of a language runner's document (`trace`, `requestId`, ...), posted as they
-    /// came, so that an error reads as the language's own runtime would post it.
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// What else a language runner's document held; boxed, since bootstrap's own errors have
+    /// none of it.
+    runner: Option<Box<RunnerDocument>>,
+}
+
+/// The rest of a language runner's error document, so that an error reads as the language's
+/// own runtime would post it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RunnerDocument {
+    /// Its other keys (`trace`, `requestId`, ...), posted as they came.
+    extra: serde_json::Map<String, serde_json::Value>,
+    /// The document as the runner wrote it, when it was kept whole: posted byte for byte (key
+    /// order included).
+    bytes: Option<Vec<u8>>,
 }
 
 impl Diagnostic {
@@ -32,13 +43,19 @@ impl Diagnostic {
             error_message: error_message.into(),
             hint: None,
             stack_trace: Some(Vec::new()),
-            extra: serde_json::Map::new(),
+            runner: None,
         }
     }
 
     /// The same error with the fix to suggest.
     pub fn with_hint(self, hint: impl Into<String>) -> Diagnostic {
-        Diagnostic { hint: Some(hint.into()), ..self }
+        let runner = self.runner.map(|r| Box::new(RunnerDocument { bytes: None, ..*r }));
+        Diagnostic { hint: Some(hint.into()), runner, ..self }
+    }
+
+    /// The other keys of a language runner's document.
+    pub fn extra(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.runner.as_ref().map(|r| &r.extra)
     }
 
     /// The message as posted: the message, then the hint on a line of its own.
@@ -54,12 +71,15 @@ impl Diagnostic {
         if let Some(frames) = &self.stack_trace {
             return frames.iter().map(String::as_str).collect();
         }
-        let trace = self.extra.get("trace").and_then(|t| t.as_array());
+        let trace = self.extra().and_then(|e| e.get("trace")).and_then(|t| t.as_array());
         trace.into_iter().flatten().filter_map(|f| f.as_str()).collect()
     }
 
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("BUG: a Diagnostic always serializes")
+        match self.runner.as_ref().and_then(|r| r.bytes.as_ref()) {
+            Some(document) => document.clone(),
+            None => serde_json::to_vec(self).expect("BUG: a Diagnostic always serializes"),
+        }
     }
 
     /// The value for `Lambda-Runtime-Function-Error-Type`. Lambda keeps only values shaped
@@ -110,12 +130,20 @@ impl Diagnostic {
                 extra.insert(key.clone(), value.clone());
             }
         }
+        let kept_whole = document.len() <= MAX_DIAGNOSTIC_TEXT
+            && error_type.len() <= MAX_ERROR_TYPE
+            && stack_trace.as_ref().map(Vec::len)
+                == object.get("stackTrace").and_then(|s| s.as_array()).map(Vec::len)
+            && 2 + usize::from(stack_trace.is_some()) + extra.len() == object.len();
         Some(Diagnostic {
             error_type: truncate(error_type, MAX_ERROR_TYPE),
             error_message: truncate(error_message, MAX_DIAGNOSTIC_TEXT),
             hint: None,
             stack_trace,
-            extra,
+            runner: Some(Box::new(RunnerDocument {
+                extra,
+                bytes: kept_whole.then(|| document.to_vec()),
+            })),
         })
     }
 }
@@ -137,7 +165,7 @@ impl Serialize for Diagnostic {
         if let Some(frames) = &self.stack_trace {
             map.serialize_entry("stackTrace", frames)?;
         }
-        for (key, value) in &self.extra {
+        for (key, value) in self.extra().into_iter().flatten() {
             map.serialize_entry(key, value)?;
         }
         map.end()
@@ -204,13 +232,11 @@ mod tests {
         let d = Diagnostic::parse(doc).unwrap();
         assert_eq!(d.stack_trace, None);
         assert_eq!(d.frames(), vec!["Error: m", "    at x"]);
-        let posted: serde_json::Value = serde_json::from_slice(&d.to_json()).unwrap();
-        let sent: serde_json::Value = serde_json::from_slice(doc).unwrap();
-        assert_eq!(posted, sent);
+        assert_eq!(d.to_json(), doc, "posted byte for byte");
         let huge =
             format!(r#"{{"errorType":"E","errorMessage":"m","big":"{}"}}"#, "x".repeat(70_000));
         let d = Diagnostic::parse(huge.as_bytes()).unwrap();
-        assert!(d.extra.is_empty(), "a key over the size budget is left out");
+        assert!(d.extra().is_some_and(|e| e.is_empty()), "a key over the size budget is left out");
     }
 
     #[test]

@@ -39,22 +39,32 @@ const RSS_CHECK_EVERY: Duration = Duration::from_millis(50);
 const PIPE_BUFFER: usize = 64 * 1024;
 /// How long a runner that closed its result pipe gets to exit before it is killed.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
+/// How long a worker that served its events gets, once its fd 3 is closed, to finish what it
+/// does after its last answer (log lines, a stream's code after its end) and exit.
+const RETIRE_GRACE: Duration = Duration::from_millis(500);
 /// The framed worker of one handler (one invocation loop): at most one alive at a time.
 pub struct WorkerSlot {
     handler: Handler,
     options: Options,
     /// Boxed: a worker is large, and the slot is empty between some events.
     current: Option<Box<Worker>>,
+    /// A worker that served its events, answered, and is to be retired before the next one
+    /// starts: after the answer was posted, so that its grace is off the caller's path.
+    retiring: Option<Box<Worker>>,
 }
 
 impl WorkerSlot {
     pub fn new(handler: Handler, options: Options) -> WorkerSlot {
-        WorkerSlot { handler, options, current: None }
+        WorkerSlot { handler, options, current: None, retiring: None }
     }
 
-    /// Starts the worker for the next event, if none is running, and gives it `READY_WAIT` to
-    /// load the handler. Called before asking `/next`.
+    /// Retires the worker that served its events, then starts the worker for the next event,
+    /// if none is running, and gives it `READY_WAIT` to load the handler. Called before asking
+    /// `/next`. One at a time: the old one is gone before the new one starts.
     pub fn prepare(&mut self) {
+        if let Some(old) = self.retiring.take() {
+            old.retire_within(RETIRE_GRACE);
+        }
         let (handler, options) = (&self.handler, &self.options);
         let worker = self.current.get_or_insert_with(|| Box::new(Worker::start(handler, options)));
         worker.wait_ready(Instant::now() + READY_WAIT);
@@ -78,10 +88,11 @@ impl WorkerSlot {
         let outcome = worker.run(invocation, &self.handler, stream);
         let limit = self.handler.events_per_process();
         let used_up = limit != 0 && worker.served >= limit;
-        if worker.is_healthy() && !used_up && !worker.is_over_memory(&self.handler) {
-            self.current = Some(worker);
-        } else {
-            worker.retire();
+        let healthy = worker.is_healthy() && !worker.is_over_memory(&self.handler);
+        match (healthy, used_up) {
+            (true, false) => self.current = Some(worker),
+            (true, true) => self.retiring = Some(worker),
+            (false, _) => worker.retire_within(Duration::ZERO),
         }
         outcome
     }
@@ -89,8 +100,8 @@ impl WorkerSlot {
 
 impl Drop for WorkerSlot {
     fn drop(&mut self) {
-        if let Some(worker) = self.current.take() {
-            worker.retire();
+        for worker in [self.retiring.take(), self.current.take()].into_iter().flatten() {
+            worker.retire_within(RETIRE_GRACE);
         }
     }
 }
@@ -438,10 +449,18 @@ impl Worker {
         reaper::reap(&mut self.child.take()?).ok()
     }
 
-    /// Closes the runner's fd 3 (it exits at end of file), then makes sure it and everything
-    /// it started are gone.
-    fn retire(mut self) {
+    /// Closes the runner's fd 3 (it exits at end of file), gives it `grace` to do so, then
+    /// makes sure it and everything it started are gone.
+    fn retire_within(mut self, grace: Duration) {
         self.invocations = None;
+        let until = Instant::now() + grace;
+        while !self.exited && self.child.is_some() {
+            match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Report::Exited) => self.exited = true,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
         if self.reap().is_some() {
             return;
         }

@@ -234,3 +234,21 @@ fn bootstrap_invoke_writes_a_framed_stream_to_stdout() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "a;b;c");
 }
+
+#[test]
+fn a_retired_worker_finishes_what_it_does_after_its_last_answer() {
+    if !have("python3") {
+        return;
+    }
+    // A thread the handler started logs after the answer; the worker then retires (one event
+    // per process). Its line must reach the log: the worker is given time to exit by itself.
+    let handler = "import threading, time\n\
+                   def late():\n    time.sleep(0.1)\n    print('late line', flush=True)\n\
+                   def handler(event, context):\n    threading.Thread(target=late).start()\n    return 1\n";
+    let root = TaskRoot::new().write("h.py", handler).mode(Mode::Ahead);
+    let api = MockApi::start();
+    let bootstrap = Bootstrap::start(&api, &root, "h.handler");
+    api.push(Event::new("r1", "{}"));
+    api.expect_post("/runtime/invocation/r1/response");
+    bootstrap.wait_for_log("late line");
+}

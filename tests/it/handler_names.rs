@@ -142,3 +142,9 @@ fn p5_aws_lambdas_convention_reads_the_name_at_its_first_dot() {
     // The runner refuses `v2.handle` in p5-aws-lambda's own words.
     assert_resolves(&root, "app.v2.handle", "app.pl", "perl", "v2.handle");
 }
+
+#[test]
+fn a_missing_module_beside_packages_only_is_left_to_that_runner_too() {
+    let root = TaskRoot::new().write("src/__init__.py", "").write("src/other.py", "");
+    assert_resolves(&root, "src/missing.handler", "src/missing.py", "python", "handler");
+}

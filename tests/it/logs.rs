@@ -109,3 +109,35 @@ fn text_format_keeps_a_multi_line_error_in_one_record() {
     );
     assert!(record.contains("raise ValueError"), "{record:?}");
 }
+
+#[test]
+fn json_records_of_a_runner_are_filtered_by_log_level_and_error_records_are_kept() {
+    let script = "#!/bin/sh\n\
+                  echo '{\"log_level\":\"INFO\",\"message\":\"quiet\"}' >&2\n\
+                  echo '{\"log_level\":\"ERROR\",\"message\":\"loud\"}' >&2\n\
+                  echo '{\"errorType\":\"E\",\"errorMessage\":\"kept\"}' >&2\n\
+                  printf ok\n";
+    let api = MockApi::start();
+    let root = TaskRoot::new().script("h", script);
+    let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON")), ("AWS_LAMBDA_LOG_LEVEL", Some("WARN"))];
+    let bootstrap = Bootstrap::start_with(&api, &root, "h.handler", &env);
+    api.push(Event::new("r1", "{}"));
+    api.expect_post("/runtime/invocation/r1/response");
+    let log = bootstrap.wait_for_log("kept");
+    assert!(log.contains("loud") && !log.contains("quiet"), "{log}");
+}
+
+#[test]
+fn a_json_record_a_runner_wrote_keeps_its_keys_in_its_order() {
+    let script = "#!/bin/sh\necho '{\"zeta\":1,\"level\":\"INFO\",\"alpha\":2}' >&2\nprintf ok\n";
+    let api = MockApi::start();
+    let root = TaskRoot::new().script("h", script);
+    let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))];
+    let bootstrap = Bootstrap::start_with(&api, &root, "h.handler", &env);
+    api.push(Event::new("r1", "{}"));
+    api.expect_post("/runtime/invocation/r1/response");
+    let log = bootstrap.wait_for_log("alpha");
+    let line = log.lines().find(|l| l.contains("zeta")).expect("the record");
+    let tail = "\"requestId\":\"r1\",\"zeta\":1,\"level\":\"INFO\",\"alpha\":2}";
+    assert!(line.starts_with("{\"timestamp\":\"") && line.ends_with(tail), "{line}");
+}
