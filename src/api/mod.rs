@@ -9,6 +9,7 @@
 //! See: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 
 pub mod address;
+mod answer;
 pub mod client;
 pub mod coalesce;
 pub mod stream;

@@ -9,6 +9,7 @@
 //! - `template`: the argv templates and their placeholders.
 
 pub mod config;
+mod entry;
 pub mod handler_file;
 pub mod handler_name;
 pub mod template;
