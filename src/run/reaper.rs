@@ -68,6 +68,12 @@ pub fn stop_all() {
     }
 }
 
+/// The leaders of the handler process groups running now (`bootstrap serve` reads their peak
+/// memory for its REPORT lines).
+pub fn running() -> Vec<u32> {
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// Whether bootstrap is shutting down.
 pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)

@@ -78,6 +78,11 @@ pub fn ended_children_peak_kib() -> u64 {
     run::sys::children_peak_rss_kib().unwrap_or(0)
 }
 
+/// The handler processes running now (a framed worker between events, too).
+pub fn running_handlers() -> Vec<u32> {
+    run::reaper::running()
+}
+
 /// The error document for an error this side of the Runtime API makes itself.
 pub fn error_document(error_type: &str, message: &str) -> Vec<u8> {
     Diagnostic::new(error_type, message).to_json()

@@ -5,8 +5,8 @@
 //!
 //! Each request is checked here as Lambda checks it (its headers, a JSON payload within the
 //! size limit) and handed to the hub; the request's thread then waits for the answer. At most
-//! `MAX_OPEN_REQUESTS` requests are served at once, each on its own thread; beyond that, and
-//! beyond the hub's waiting room, callers get Lambda's 429.
+//! `MAX_OPEN_REQUESTS` requests are served at once, each on a worker thread of its own; more
+//! wait for a worker, and beyond the hub's waiting room callers get Lambda's 429.
 //!
 //! See: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html and
 //! https://docs.aws.amazon.com/lambda/latest/api/API_InvokeWithResponseStream.html
@@ -31,7 +31,7 @@ pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 pub const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// Lambda's limit for `X-Amz-Client-Context`, base64 included.
 const MAX_CLIENT_CONTEXT: usize = 3583;
-/// Requests served at once (each holds a thread and its payload).
+/// Requests served at once (each holds a worker thread and its payload).
 const MAX_OPEN_REQUESTS: usize = 256;
 /// Streamed pieces buffered between the Runtime API and a slow caller.
 const STREAM_BUFFER: usize = 8;
@@ -42,28 +42,55 @@ const STREAM_SUFFIX: &str = "/response-streaming-invocations";
 /// The version every invocation runs.
 const VERSION: &str = "$LATEST";
 
-/// Serves requests until the server stops (which it does not: the process exits).
-pub fn serve(server: tiny_http::Server, hub: Arc<Hub>) {
-    let open = Arc::new(AtomicUsize::new(0));
-    for request in server.incoming_requests() {
-        if open.load(Ordering::SeqCst) >= MAX_OPEN_REQUESTS {
-            let message = format!(
-                "Rate Exceeded: {MAX_OPEN_REQUESTS} requests are open at once\n\
-                 hint: wait for answers before sending more, or raise --concurrency"
-            );
-            let _ = error(request, 429, "TooManyRequestsException", &message);
-            continue;
+/// Serves requests on a pool of worker threads that each take the next request from tiny_http
+/// themselves (it allows that), so a request reaches its thread with no hop in between. The
+/// pool grows while every worker is busy (each waits for its invocation's answer), up to
+/// `MAX_OPEN_REQUESTS`; then requests wait for a worker. Workers stay for the next request.
+pub fn serve(server: tiny_http::Server, hub: Arc<Hub>) -> io::Result<()> {
+    let pool =
+        Arc::new(Pool { server, hub, idle: AtomicUsize::new(0), workers: AtomicUsize::new(0) });
+    Pool::add_worker(&pool)
+}
+
+struct Pool {
+    server: tiny_http::Server,
+    hub: Arc<Hub>,
+    /// Workers waiting for a request.
+    idle: AtomicUsize,
+    workers: AtomicUsize,
+}
+
+impl Pool {
+    fn add_worker(pool: &Arc<Pool>) -> io::Result<()> {
+        if pool.workers.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN_REQUESTS {
+            pool.workers.fetch_sub(1, Ordering::SeqCst);
+            return Ok(());
         }
-        open.fetch_add(1, Ordering::SeqCst);
-        let (hub, done) = (Arc::clone(&hub), Arc::clone(&open));
-        let spawned = thread::Builder::new().name("invoke".into()).spawn(move || {
-            // The caller hung up, or wrote garbage: nothing more to tell it.
-            let _ = handle(request, &hub);
-            done.fetch_sub(1, Ordering::SeqCst);
-        });
-        // If no thread can start, the dropped request is answered 500 by tiny_http.
-        if spawned.is_err() {
-            open.fetch_sub(1, Ordering::SeqCst);
+        let worker = Arc::clone(pool);
+        let spawned = thread::Builder::new().name("invoke".into()).spawn(move || worker.work());
+        if let Err(e) = spawned {
+            pool.workers.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn work(self: Arc<Pool>) {
+        loop {
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            let request = self.server.recv();
+            // The last idle worker took this one: start another for the next request.
+            if self.idle.fetch_sub(1, Ordering::SeqCst) == 1 {
+                // Without it, requests wait for a busy worker to finish: slower, not lost.
+                let _ = Pool::add_worker(&self);
+            }
+            match request {
+                // The caller hung up, or wrote garbage: nothing more to tell it.
+                Ok(request) => {
+                    let _ = handle(request, &self.hub);
+                }
+                Err(_) => return,
+            }
         }
     }
 }

@@ -19,7 +19,6 @@ mod runtime_api_server;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use crate::cli::{Target, positive_seconds};
@@ -108,13 +107,8 @@ fn start(env: &LambdaEnv, args: &ServeArgs) -> Result<String, String> {
     // 3. No handler outlives us; every log record of an invocation reaches its log tail.
     host::guard_handlers();
     host::tap_logs(Arc::clone(&hub));
-    thread::Builder::new()
-        .name("invoke-api".into())
-        .spawn({
-            let hub = Arc::clone(&hub);
-            move || invoke_api::serve(server, hub)
-        })
-        .map_err(|e| format!("cannot start the Invoke API thread: {e}"))?;
+    invoke_api::serve(server, Arc::clone(&hub))
+        .map_err(|e| format!("cannot start the Invoke API's first worker: {e}"))?;
 
     // 4. The address, for people and for scripts that wait for it.
     let mut stdout = std::io::stdout().lock();

@@ -5,7 +5,7 @@
 //!
 //! `Max Memory Used` is measured, not made up: the highest resident memory any process of the
 //! function has reached (bootstrap itself, or one of its handler processes), from the kernel's
-//! own high-water marks: `VmHWM` of bootstrap and of the framed workers still running, and
+//! own high-water marks: `VmHWM` of bootstrap and of the handler processes still running, and
 //! `ru_maxrss` of the handler processes that have ended. Bootstrap is counted because the
 //! kernel counts it anyway: a child it spawns inherits its high-water mark until `exec`. It is
 //! a high-water mark, so it does not go down from one invocation to the next; and it is the
@@ -96,22 +96,10 @@ pub fn write(line: &str) {
 pub fn max_memory_used_mb() -> u64 {
     let mut peak_kib = host::ended_children_peak_kib();
     peak_kib = peak_kib.max(vm_hwm_kib("self").unwrap_or(0));
-    for pid in running_children() {
+    for pid in host::running_handlers() {
         peak_kib = peak_kib.max(vm_hwm_kib(&pid.to_string()).unwrap_or(0));
     }
     peak_kib.div_ceil(1024)
-}
-
-/// Our children that are running now, from `/proc/self/task/*/children` (a child belongs to
-/// the thread that started it). Empty where the kernel lacks that file.
-fn running_children() -> Vec<u32> {
-    let Ok(tasks) = fs::read_dir("/proc/self/task") else { return Vec::new() };
-    let mut pids = Vec::new();
-    for task in tasks.flatten() {
-        let Ok(text) = fs::read_to_string(task.path().join("children")) else { continue };
-        pids.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-    }
-    pids
 }
 
 /// `VmHWM` (peak resident set) of a process (`self` or a pid), in KiB.
