@@ -9,12 +9,13 @@
 //!                                warm path goes, per invocation (bench/run --profile)
 //! ```
 //!
-//! A row spec: `{"lang", "name", "kind": "floor"|"runtime", "n", "warmup", "gap_ms",
+//! A row spec: `{"lang", "name", "kind": "floor"|"runtime"|"serve", "n", "warmup", "gap_ms",
 //! "check": "echo"|"same"|"text" (with "expect"), "event_bytes", "role": "floor"|"old"|"ric"|"",
 //! "response_mode": "buffered"|"streaming", "attempts": [{"argv": [...], "env": {...},
 //! "cwd": "...", "note": "..."}]}`. A runtime row gets AWS_LAMBDA_RUNTIME_API on top of `env`;
 //! the first attempt that reaches /next is measured. A row with a `response_mode` must post
 //! its answers that way, and also gets the times of their first and last byte at the server.
+//! A serve row starts `bootstrap serve --port 0` (its first attempt) and invokes it directly.
 
 mod client;
 mod http;

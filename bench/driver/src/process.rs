@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,18 @@ impl Runtime {
         let spawned = Instant::now();
         let child = cmd.spawn()?;
         Ok(Runtime { child, spawned, reaped: None })
+    }
+
+    /// Start `bootstrap serve` (`spec`): stderr goes to `log`, stdout is returned, for the
+    /// address line it prints first.
+    pub fn spawn_serve(spec: &Spec, log: &Path) -> io::Result<(Runtime, ChildStdout)> {
+        let log = File::create(log)?;
+        let mut cmd = spec.command()?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log).process_group(0);
+        let spawned = Instant::now();
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("stdout not piped"))?;
+        Ok((Runtime { child, spawned, reaped: None }, stdout))
     }
 
     pub fn pid(&self) -> u32 {

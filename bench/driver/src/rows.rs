@@ -1,14 +1,16 @@
 //! Row specs (from the plan's JSON) and running them: `floor` rows run a command once per
 //! event with the event on stdin; `runtime` rows start a Lambda runtime against the loopback
-//! server and drive invocations through it.
+//! server and drive invocations through it; `serve` rows start `bootstrap serve`, which offers
+//! the Invoke API itself, and drive invocations straight to it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,8 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 pub enum Kind {
     Floor,
     Runtime,
+    /// `bootstrap serve --port 0`: its own Invoke API, no driver server in between.
+    Serve,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +124,7 @@ impl RowSpec {
         let kind = match str_field(v, "kind")?.as_str() {
             "floor" => Kind::Floor,
             "runtime" => Kind::Runtime,
+            "serve" => Kind::Serve,
             other => return Err(format!("unknown kind {other:?}")),
         };
         let check = match v.get("check").and_then(Value::as_str).unwrap_or("echo") {
@@ -216,8 +221,15 @@ pub struct Active<'a> {
 enum State {
     Floor { log: File },
     Runtime(Box<Live>),
+    Serve(Box<Serving>),
     NotAvailable(String),
     Finished,
+}
+
+/// A `bootstrap serve` and the client connected to its Invoke API.
+struct Serving {
+    runtime: Runtime,
+    client: Client,
 }
 
 struct Live {
@@ -240,6 +252,7 @@ impl<'a> Active<'a> {
                 }
             }
             Kind::Runtime => active.start_runtime(log_dir),
+            Kind::Serve => active.start_serve(log_dir),
         };
         for _ in 0..row.warmup {
             if !active.invoke_once(false) {
@@ -298,9 +311,46 @@ impl<'a> Active<'a> {
         State::NotAvailable(failed.pop().unwrap_or_default())
     }
 
+    /// Starts `bootstrap serve` (the first attempt), reads the address it prints and connects.
+    fn start_serve(&mut self, log_dir: &Path) -> State {
+        let attempt = &self.row.attempts[0];
+        let log = self.row.log_path(log_dir, 0);
+        let (mut runtime, stdout) = match Runtime::spawn_serve(&attempt.spec, &log) {
+            Ok(started) => started,
+            Err(e) => return State::NotAvailable(format!("cannot start bootstrap serve: {e}")),
+        };
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
+            // Read on, so that nothing it prints later can block it.
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .and_then(|a| a.parse::<SocketAddr>().ok());
+        let Some(addr) = addr else {
+            runtime.stop(STOP_GRACE);
+            let first = process::first_log_line(&log).unwrap_or_default();
+            return State::NotAvailable(format!("no address line ({line:?}): {first}"));
+        };
+        // Spawn to the address line: init, and both servers listening.
+        self.m.cold_start = Some(runtime.spawned.elapsed());
+        match Client::connect(addr) {
+            Ok(client) => State::Serve(Box::new(Serving { runtime, client })),
+            Err(e) => {
+                runtime.stop(STOP_GRACE);
+                State::NotAvailable(format!("cannot connect to {addr}: {e}"))
+            }
+        }
+    }
+
     /// Whether more invocations can be made (started, and not cut short).
     pub fn usable(&self) -> bool {
-        matches!(self.state, State::Floor { .. } | State::Runtime(_)) && self.m.cut_short.is_none()
+        matches!(self.state, State::Floor { .. } | State::Runtime(_) | State::Serve(_))
+            && self.m.cut_short.is_none()
     }
 
     /// Up to `count` measured invocations, one after another.
@@ -326,6 +376,7 @@ impl<'a> Active<'a> {
     pub fn runtime_pid(&self) -> Option<u32> {
         match &self.state {
             State::Runtime(live) => Some(live.started.runtime.pid()),
+            State::Serve(serving) => Some(serving.runtime.pid()),
             _ => None,
         }
     }
@@ -351,6 +402,7 @@ impl<'a> Active<'a> {
         let result = match &mut self.state {
             State::Floor { log } => floor_once(self.row, log, ev),
             State::Runtime(live) => runtime_once(self.row, live, ev),
+            State::Serve(serving) => serve_once(self.row, serving, ev),
             State::NotAvailable(_) | State::Finished => return false,
         };
         match result {
@@ -376,11 +428,14 @@ impl<'a> Active<'a> {
                     Some(format!("{why} (after {} invocations)", self.m.invocations - 1));
             }
         }
-        if let State::Runtime(live) = &self.state {
-            if self.m.cut_short.is_none() && live.started.runtime.exited() {
-                self.m.cut_short =
-                    Some(format!("the runtime exited after {} invocations", self.m.invocations));
-            }
+        let runtime = match &self.state {
+            State::Runtime(live) => Some(&live.started.runtime),
+            State::Serve(serving) => Some(&serving.runtime),
+            _ => None,
+        };
+        if self.m.cut_short.is_none() && runtime.is_some_and(Runtime::exited) {
+            self.m.cut_short =
+                Some(format!("the runtime exited after {} invocations", self.m.invocations));
         }
         self.usable()
     }
@@ -404,6 +459,12 @@ impl<'a> Active<'a> {
                 for what in server.unexpected() {
                     self.m.fail(format!("unexpected request: {what}"));
                 }
+            }
+            State::Serve(serving) => {
+                let Serving { mut runtime, client } = *serving;
+                self.m.peak_rss_kib = runtime.peak_rss_kib();
+                drop(client);
+                runtime.stop(STOP_GRACE);
             }
         }
         Outcome::Ran(std::mem::take(&mut self.m))
@@ -474,6 +535,13 @@ fn runtime_once(row: &RowSpec, live: &mut Live, ev: Vec<u8>) -> Once {
         }
     }
     Ok(Invoked { took, verdict, bytes_at })
+}
+
+/// One invocation straight to `bootstrap serve`'s Invoke API.
+fn serve_once(row: &RowSpec, serving: &mut Serving, ev: Vec<u8>) -> Once {
+    let (took, reply) =
+        serving.client.invoke(&ev).map_err(|e| format!("the Invoke connection failed: {e}"))?;
+    Ok(Invoked { took, verdict: check_reply(&row.check, &ev, &reply), bytes_at: None })
 }
 
 /// The delivery of an answer, if it was posted the way the row wants.
