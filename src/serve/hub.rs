@@ -29,6 +29,8 @@ pub struct Settings {
     pub memory_size_mb: u32,
     /// Invocations that may wait for a free loop before callers get 429.
     pub max_waiting: usize,
+    /// Event bytes that may wait in all, before callers get 429.
+    pub max_waiting_bytes: usize,
     /// JSON platform records (`AWS_LAMBDA_LOG_FORMAT=JSON`) instead of text lines.
     pub json_logs: bool,
 }
@@ -109,8 +111,8 @@ pub enum StreamTarget {
 
 /// Why `submit` refused an invocation.
 pub enum Refused {
-    /// `max_waiting` invocations are already waiting.
-    Busy(usize),
+    /// `max_waiting` invocations, or `max_waiting_bytes` of events, are already waiting.
+    Busy { invocations: usize, bytes: usize },
 }
 
 /// An invocation between `/next` and its answer.
@@ -118,10 +120,13 @@ struct Running {
     reply: Reply,
     tail: bool,
     started: Instant,
+    function_name: String,
 }
 
 struct State {
     waiting: VecDeque<Job>,
+    /// The event bytes of `waiting`.
+    waiting_bytes: usize,
     running: HashMap<String, Running>,
 }
 
@@ -137,7 +142,11 @@ impl Hub {
     pub fn new(settings: Settings) -> Hub {
         Hub {
             settings,
-            state: Mutex::new(State { waiting: VecDeque::new(), running: HashMap::new() }),
+            state: Mutex::new(State {
+                waiting: VecDeque::new(),
+                waiting_bytes: 0,
+                running: HashMap::new(),
+            }),
             work: Condvar::new(),
             tails: Mutex::new(HashMap::new()),
         }
@@ -154,9 +163,16 @@ impl Hub {
     /// Queues an invocation for the next free loop.
     pub fn submit(&self, job: Job) -> Result<(), Refused> {
         let mut state = self.state();
-        if state.waiting.len() >= self.settings.max_waiting {
-            return Err(Refused::Busy(self.settings.max_waiting));
+        let bytes = state.waiting_bytes + job.event.len();
+        if state.waiting.len() >= self.settings.max_waiting
+            || (bytes > self.settings.max_waiting_bytes && !state.waiting.is_empty())
+        {
+            return Err(Refused::Busy {
+                invocations: state.waiting.len(),
+                bytes: state.waiting_bytes,
+            });
         }
+        state.waiting_bytes = bytes;
         state.waiting.push_back(job);
         self.work.notify_one();
         Ok(())
@@ -170,6 +186,7 @@ impl Hub {
         loop {
             if host::shutting_down() {
                 let jobs: Vec<Job> = state.waiting.drain(..).collect();
+                state.waiting_bytes = 0;
                 drop(state);
                 for job in jobs {
                     let (error_type, body) = host::shutdown_error();
@@ -181,7 +198,10 @@ impl Hub {
                 continue;
             }
             match state.waiting.pop_front() {
-                Some(job) => return self.dispatch(state, job),
+                Some(job) => {
+                    state.waiting_bytes -= job.event.len();
+                    return self.dispatch(state, job);
+                }
                 None => state = self.work.wait(state).unwrap_or_else(|e| e.into_inner()),
             }
         }
@@ -190,7 +210,8 @@ impl Hub {
     fn dispatch(&self, mut state: MutexGuard<'_, State>, job: Job) -> Dispatched {
         let Job { id, event, function_name, client_context, tenant_id, tail, reply } = job;
         let started = Instant::now();
-        state.running.insert(id.clone(), Running { reply, tail, started });
+        let running = Running { reply, tail, started, function_name: function_name.clone() };
+        state.running.insert(id.clone(), running);
         drop(state);
         if tail {
             self.tails().insert(id.clone(), Vec::new());
@@ -207,6 +228,22 @@ impl Hub {
             client_context,
             tenant_id,
         }
+    }
+
+    /// Puts an invocation that `/next` could not hand over (its poller went away) back at the
+    /// front of the queue, for the next poller.
+    pub fn return_unsent(&self, dispatched: Dispatched) {
+        let Dispatched { id, event, client_context, tenant_id, .. } = dispatched;
+        if let Some(tail) = self.tails().get_mut(&id) {
+            tail.clear();
+        }
+        let mut state = self.state();
+        let Some(running) = state.running.remove(&id) else { return };
+        let Running { reply, tail, function_name, .. } = running;
+        state.waiting_bytes += event.len();
+        let job = Job { id, event, function_name, client_context, tenant_id, tail, reply };
+        state.waiting.push_front(job);
+        self.work.notify_one();
     }
 
     /// Where a streamed `/response` for `id` goes; the invocation stays running until

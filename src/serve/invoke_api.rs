@@ -4,9 +4,9 @@
 //! (an event stream of `PayloadChunk`s as the handler writes, then `InvokeComplete`).
 //!
 //! Each request is checked here as Lambda checks it (its headers, a JSON payload within the
-//! size limit) and handed to the hub; the request's thread then waits for the answer. At most
-//! `MAX_OPEN_REQUESTS` requests are served at once, each on a worker thread of its own; more
-//! wait for a worker, and beyond the hub's waiting room callers get Lambda's 429.
+//! size limit) and handed to the hub; the request's thread then waits for the answer. Requests
+//! are served on a bounded pool of worker threads (enough for every invocation that may run or
+//! wait); beyond the hub's waiting room, callers get Lambda's 429.
 //!
 //! See: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html and
 //! https://docs.aws.amazon.com/lambda/latest/api/API_InvokeWithResponseStream.html
@@ -31,8 +31,6 @@ pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 pub const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// Lambda's limit for `X-Amz-Client-Context`, base64 included.
 const MAX_CLIENT_CONTEXT: usize = 3583;
-/// Requests served at once (each holds a worker thread and its payload).
-const MAX_OPEN_REQUESTS: usize = 256;
 /// Streamed pieces buffered between the Runtime API and a slow caller.
 const STREAM_BUFFER: usize = 8;
 const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
@@ -45,10 +43,11 @@ const VERSION: &str = "$LATEST";
 /// Serves requests on a pool of worker threads that each take the next request from tiny_http
 /// themselves (it allows that), so a request reaches its thread with no hop in between. The
 /// pool grows while every worker is busy (each waits for its invocation's answer), up to
-/// `MAX_OPEN_REQUESTS`; then requests wait for a worker. Workers stay for the next request.
-pub fn serve(server: tiny_http::Server, hub: Arc<Hub>) -> io::Result<()> {
-    let pool =
-        Arc::new(Pool { server, hub, idle: AtomicUsize::new(0), workers: AtomicUsize::new(0) });
+/// `max_workers`; then requests wait for a worker. Workers stay for the next request.
+pub fn serve(server: tiny_http::Server, hub: Arc<Hub>, max_workers: usize) -> io::Result<()> {
+    let idle = AtomicUsize::new(0);
+    let workers = AtomicUsize::new(0);
+    let pool = Arc::new(Pool { server, hub, idle, workers, max_workers });
     Pool::add_worker(&pool)
 }
 
@@ -58,11 +57,12 @@ struct Pool {
     /// Workers waiting for a request.
     idle: AtomicUsize,
     workers: AtomicUsize,
+    max_workers: usize,
 }
 
 impl Pool {
     fn add_worker(pool: &Arc<Pool>) -> io::Result<()> {
-        if pool.workers.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN_REQUESTS {
+        if pool.workers.fetch_add(1, Ordering::SeqCst) >= pool.max_workers {
             pool.workers.fetch_sub(1, Ordering::SeqCst);
             return Ok(());
         }
@@ -179,10 +179,10 @@ fn handle(mut request: Request, hub: &Hub) -> io::Result<()> {
         tail: checked.tail,
         reply,
     };
-    if let Err(Refused::Busy(waiting)) = hub.submit(job) {
+    if let Err(Refused::Busy { invocations, bytes }) = hub.submit(job) {
         let message = format!(
-            "Rate Exceeded: {waiting} invocations are already waiting for the function\n\
-             hint: raise --concurrency, or send fewer invocations at once"
+            "Rate Exceeded: {invocations} invocations ({bytes} bytes of events) are already \
+             waiting for the function\nhint: raise --concurrency, or send fewer invocations at once"
         );
         return refuse(request, &Refusal::new(429, "TooManyRequestsException", message));
     }

@@ -24,8 +24,13 @@ use std::time::Duration;
 use crate::cli::{Target, positive_seconds};
 use crate::env::{ENV_HANDLER, LambdaEnv};
 
-/// Invocations that may wait for a free loop; more get 429 (each holds up to 6 MB).
+/// Invocations that may wait for a free loop; more get 429.
 const MAX_WAITING: usize = 128;
+/// Event bytes that may wait in all (an event is up to 6 MB); more get 429.
+const MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
+/// Invoke API workers beyond those that can be running or waiting: for requests that are
+/// refused, or still being read.
+const SPARE_WORKERS: usize = 16;
 
 /// The command line of `bootstrap serve`.
 #[derive(Debug, clap::Args)]
@@ -87,6 +92,7 @@ fn start(env: &LambdaEnv, args: &ServeArgs) -> Result<String, String> {
         timeout: Duration::from_secs_f64(args.timeout),
         memory_size_mb: args.memory_size,
         max_waiting: MAX_WAITING,
+        max_waiting_bytes: MAX_WAITING_BYTES,
         json_logs: host::json_logs(env),
     };
     let hub = Arc::new(hub::Hub::new(settings));
@@ -107,7 +113,7 @@ fn start(env: &LambdaEnv, args: &ServeArgs) -> Result<String, String> {
     // 3. No handler outlives us; every log record of an invocation reaches its log tail.
     host::guard_handlers();
     host::tap_logs(Arc::clone(&hub));
-    invoke_api::serve(server, Arc::clone(&hub))
+    invoke_api::serve(server, Arc::clone(&hub), loops + MAX_WAITING + SPARE_WORKERS)
         .map_err(|e| format!("cannot start the Invoke API's first worker: {e}"))?;
 
     // 4. The address, for people and for scripts that wait for it.

@@ -142,7 +142,11 @@ fn route(
     match (head.method.as_str(), endpoint) {
         ("GET", "invocation/next") => {
             let job = hub.next();
-            write_next(writer, &job)?;
+            if let Err(e) = write_next(writer, &job) {
+                // The poller went away (not one of our loops): the next one gets the job.
+                hub.return_unsent(job);
+                return Err(e);
+            }
             Ok(true)
         }
         // The loop also ends with this error, and `serve` reports it then.

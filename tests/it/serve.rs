@@ -648,6 +648,36 @@ fn raw_http_on_the_ries_path_keeps_the_connection_alive() {
 }
 
 #[test]
+fn waiting_invocations_are_bounded_and_beyond_that_callers_get_429() {
+    // The first invocation holds the only loop until the test opens the gate; the rest wait.
+    let handler = "#!/bin/sh\ncat >/dev/null\nif [ -e hold ]; then echo held >&2; read line < gate; fi\necho '{}'\n";
+    let root = TaskRoot::new().script("held", handler).write("hold", "");
+    mkfifo(&root.file("gate"));
+    let serve = Serve::start(&root, "held.handler", &[], &[]);
+    let event = |stream: &mut TcpStream| {
+        let head = "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\nHost: x\r\n\
+                    X-Amz-Invocation-Type: Event\r\nContent-Length: 2\r\n\r\n";
+        raw_request(stream, head, b"{}")
+    };
+    let mut stream = TcpStream::connect(serve.authority()).expect("connect");
+    let (status, _, _) = event(&mut stream);
+    assert_eq!(status, "HTTP/1.1 202 Accepted");
+    serve.wait_for_log("held", 1);
+    for i in 0..128 {
+        let (status, _, body) = event(&mut stream);
+        assert_eq!(status, "HTTP/1.1 202 Accepted", "invocation {i} waiting: {}", text(&body));
+    }
+    let (status, headers, body) = event(&mut stream);
+    assert_eq!(status, "HTTP/1.1 429 Too Many Requests", "{}", text(&body));
+    assert_eq!(header(&headers, "x-amzn-errortype"), Some("TooManyRequestsException"));
+    assert!(text(&body).contains("128 invocations"), "{}", text(&body));
+    // Once the loop is free, every waiting invocation runs.
+    fs::remove_file(root.file("hold")).unwrap();
+    writeln!(fs::OpenOptions::new().write(true).open(root.file("gate")).unwrap(), "go").unwrap();
+    serve.wait_for_log("REPORT RequestId: ", 129);
+}
+
+#[test]
 fn report_lines_measure_the_handlers_peak_memory() {
     let Some(venv) = venv() else { return };
     if !have("python3") {
