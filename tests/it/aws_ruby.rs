@@ -678,6 +678,9 @@ fn ruby_recovers_from_a_hang_a_crash_and_an_exit_in_every_mode() {
                 api.push(Event::new("ok", "{\"do\":\"nothing\"}"));
                 let body = api.expect_post("/runtime/invocation/ok/response").body_text();
                 assert_eq!(body, "\"fine\"", "{mode:?}");
+                // The loop retires a worker that served its events, and readies the next,
+                // before it asks for the next event: wait for that request.
+                api.wait_for_polls(5);
                 assert_children_at_most(&bootstrap, if mode == Mode::Plain { 0 } else { 1 });
             })
         })
