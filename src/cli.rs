@@ -2,6 +2,7 @@
 //! `check` run the same init and invoke code locally, without HTTP; `serve` offers Lambda's
 //! Invoke API on localhost (its options live with it, in `serve`).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -45,7 +46,7 @@ pub enum Command {
     },
     /// Serve Lambda's Invoke API on localhost (for the AWS CLI, SDKs with --endpoint-url,
     /// curl), running the handler through the same Lambda loop as on Lambda.
-    Serve(crate::serve::ServeArgs),
+    Serve(ServeArgs),
 }
 
 /// A timeout in seconds: a finite number above zero.
@@ -68,6 +69,46 @@ pub struct Target {
     /// The directory holding the function code [default: $LAMBDA_TASK_ROOT, else .]
     #[arg(long, value_name = "DIR")]
     pub task_root: Option<PathBuf>,
+}
+
+/// The command line of `bootstrap serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The address to listen on; anything but loopback exposes the function unauthenticated.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    pub host: IpAddr,
+    /// The port to listen on; 0 picks a free one (the address is printed either way).
+    #[arg(long, default_value_t = 9000, value_name = "PORT")]
+    pub port: u16,
+    /// Seconds an invocation may run before its handler is stopped (the function timeout).
+    #[arg(
+        long,
+        env = "AWS_LAMBDA_FUNCTION_TIMEOUT",
+        default_value = "300",
+        value_name = "SECONDS",
+        value_parser = positive_seconds
+    )]
+    pub timeout: f64,
+    /// Invocations run at once, each by its own Lambda loop; more wait their turn.
+    #[arg(
+        long,
+        env = "AWS_LAMBDA_MAX_CONCURRENCY",
+        default_value_t = 1,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub concurrency: u16,
+    /// The memory size the REPORT lines state, in MB (not enforced).
+    #[arg(
+        long,
+        env = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        default_value_t = 128,
+        value_name = "MB",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub memory_size: u32,
 }
 
 #[cfg(test)]

@@ -26,5 +26,4 @@ pub mod invocation;
 pub mod lambda_loop;
 pub mod log;
 pub mod run;
-pub mod serve;
 pub mod shutdown;

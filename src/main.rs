@@ -12,7 +12,7 @@ use bootstrap::cli::{Args, Command};
 use bootstrap::env::{ENV_RUNTIME_API, LambdaEnv};
 use bootstrap::lambda_loop::Ended;
 use bootstrap::log::{self, LogConfig};
-use bootstrap::{cmd, fatal, init, lambda_loop, run, serve, shutdown};
+use bootstrap::{cmd, fatal, init, lambda_loop, run, shutdown};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             cmd::invoke::run(&env, &target, timeout, event.as_deref())
         }
         Some(Command::Check { target, opt }) => cmd::check::run(&env, &target, opt.as_deref()),
-        Some(Command::Serve(serve_args)) => serve::run(&env, &serve_args),
+        Some(Command::Serve(serve_args)) => cmd::serve::run(&env, &serve_args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod doctor;
 pub mod invoke;
+pub mod serve;
 
 use std::path::PathBuf;
 

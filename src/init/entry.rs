@@ -8,7 +8,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::config::{
+use super::interpreter::{
     BUILTIN_CONFIG, ConfigError, HandlerSyntax, Interpreter, P5_CONVENTION, PayloadVia, Protocol,
     ResponseMode, Source,
 };

@@ -12,6 +12,7 @@ pub mod config;
 mod entry;
 pub mod handler_file;
 pub mod handler_name;
+mod interpreter;
 pub mod template;
 
 use std::ffi::OsString;

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::api::address::ApiAddress;
 use crate::api::client::RuntimeApi;
@@ -14,8 +13,6 @@ use crate::invocation::Diagnostic;
 use crate::invocation::error_type::SHUTDOWN;
 use crate::log::LogConfig;
 use crate::{init, lambda_loop, log, run, shutdown};
-
-use super::hub::Hub;
 
 pub use crate::init::Handler;
 pub use crate::shutdown::EventGuard;
@@ -88,9 +85,9 @@ pub fn error_document(error_type: &str, message: &str) -> Vec<u8> {
     Diagnostic::new(error_type, message).to_json()
 }
 
-/// Sends a copy of every log record that names a request id to the hub, for log tails.
-pub fn tap_logs(hub: Arc<Hub>) {
-    log::set_tap(Box::new(move |id, bytes| hub.append_log(id, bytes)));
+/// Sends a copy of every log record that names a request id to `tap`, for log tails.
+pub fn tap_logs(tap: impl Fn(&str, &[u8]) + Send + Sync + 'static) {
+    log::set_tap(Box::new(tap));
 }
 
 /// Whether records are JSON (`AWS_LAMBDA_LOG_FORMAT=JSON`).

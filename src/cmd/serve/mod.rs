@@ -2,7 +2,7 @@
 //! people use against Lambda (the AWS CLI, an SDK with `--endpoint-url`, curl).
 //!
 //! The function runs exactly as on Lambda: this process serves a Runtime API on loopback
-//! (`runtime_api_server`), and the ordinary Lambda loop (`runtime::serve_all`, through `host`)
+//! (`runtime_api_server`), and the ordinary Lambda loop (`lambda_loop::run_all`, through `host`)
 //! polls it, with the same runners and the same limits. Invocations arrive on the Invoke API
 //! (`invoke_api`), wait in the `hub` for a free loop, and their answers go back the same way.
 //! `platform_log` writes Lambda's START, END and REPORT records; `eventstream` frames streamed
@@ -17,11 +17,11 @@ mod platform_log;
 mod runtime_api_server;
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Target, positive_seconds};
+use crate::cli::ServeArgs;
 use crate::env::{ENV_HANDLER, LambdaEnv};
 
 /// Invocations that may wait for a free loop; more get 429.
@@ -31,46 +31,6 @@ const MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
 /// Invoke API workers beyond those that can be running or waiting: for requests that are
 /// refused, or still being read.
 const SPARE_WORKERS: usize = 16;
-
-/// The command line of `bootstrap serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub target: Target,
-    /// The address to listen on; anything but loopback exposes the function unauthenticated.
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
-    pub host: IpAddr,
-    /// The port to listen on; 0 picks a free one (the address is printed either way).
-    #[arg(long, default_value_t = 9000, value_name = "PORT")]
-    pub port: u16,
-    /// Seconds an invocation may run before its handler is stopped (the function timeout).
-    #[arg(
-        long,
-        env = "AWS_LAMBDA_FUNCTION_TIMEOUT",
-        default_value = "300",
-        value_name = "SECONDS",
-        value_parser = positive_seconds
-    )]
-    pub timeout: f64,
-    /// Invocations run at once, each by its own Lambda loop; more wait their turn.
-    #[arg(
-        long,
-        env = "AWS_LAMBDA_MAX_CONCURRENCY",
-        default_value_t = 1,
-        value_name = "N",
-        value_parser = clap::value_parser!(u16).range(1..=1024)
-    )]
-    pub concurrency: u16,
-    /// The memory size the REPORT lines state, in MB (not enforced).
-    #[arg(
-        long,
-        env = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        default_value_t = 128,
-        value_name = "MB",
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub memory_size: u32,
-}
 
 /// Runs `bootstrap serve` until the loop fails (or a signal ends the process, with the exit
 /// status of the shutdown); returns why it stopped.
@@ -112,7 +72,8 @@ fn start(env: &LambdaEnv, args: &ServeArgs) -> Result<String, String> {
 
     // 3. No handler outlives us; every log record of an invocation reaches its log tail.
     host::guard_handlers();
-    host::tap_logs(Arc::clone(&hub));
+    let tapped = Arc::clone(&hub);
+    host::tap_logs(move |id, bytes| tapped.append_log(id, bytes));
     invoke_api::serve(server, Arc::clone(&hub), loops + MAX_WAITING + SPARE_WORKERS)
         .map_err(|e| format!("cannot start the Invoke API's first worker: {e}"))?;
 
