@@ -73,6 +73,16 @@ impl Event {
         self
     }
 
+    /// Its request id header, which names the endpoints its result is posted to.
+    #[track_caller]
+    pub fn id(&self) -> &str {
+        let id = self
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Lambda-Runtime-Aws-Request-Id"));
+        id.map(|(_, v)| v.as_str()).expect("an event with a request id")
+    }
+
     pub fn deadline_in(self, d: Duration) -> Event {
         self.header("Lambda-Runtime-Deadline-Ms", &deadline_in(d))
     }
