@@ -9,7 +9,7 @@
 //! let out = Lambda::new().write("h.pl", "1;\n").cli(["check", "--handler", "h.handler"]).run();
 //! ```
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
@@ -157,10 +157,16 @@ impl Lambda {
     }
 
     /// bootstrap as a command (`invoke`, `check`, `--help`): `run` it for its `Outcome`.
-    pub fn cli<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> Cli {
+    pub fn cli(&self, args: &[&str]) -> Cli {
         let mut command = self.command(&[]);
         command.args(args);
         Cli { command, stdin: None, _root: Arc::clone(&self.root) }
+    }
+
+    /// `bootstrap check --handler <handler> --task-root <the task root>`, run.
+    pub fn check(&self, handler: &str) -> Outcome {
+        let task_root = self.root().display().to_string();
+        self.cli(&["check", "--handler", handler, "--task-root", &task_root]).run()
     }
 
     /// The program in the clean environment, then `vars`, then this Lambda's environment.
