@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 #[allow(unused_imports)] // Until every module is written with the harness.
-pub use harness::{Lambda, Run, Served};
+pub use harness::{Lambda, Outcome, Run, Served};
 pub use mock_api::{Event, MockApi, PATIENCE, Post};
 
 /// The binary cargo built for this host.
@@ -357,6 +357,12 @@ pub fn assert_error(post: &Post, error_type: &str, message_has: &[&str]) {
         post.path,
         post.body_text()
     );
+}
+
+/// Asserts that bootstrap's log shows no panic.
+#[track_caller]
+pub fn assert_no_panic(log: &str) {
+    assert!(!log.contains("panicked"), "bootstrap panicked:\n{log}");
 }
 
 /// Whether a process is gone (or only a zombie waiting for its reaper).
