@@ -13,22 +13,21 @@ fn json_lines(log: &str) -> Vec<Value> {
         .collect()
 }
 
+/// JSON records, WARN and above.
+const JSON_AT_WARN: [(&str, Option<&str>); 2] =
+    [("AWS_LAMBDA_LOG_FORMAT", Some("JSON")), ("AWS_LAMBDA_LOG_LEVEL", Some("WARN"))];
+
 const CHATTY: &str = "#!/bin/sh\necho 'first line' >&2\necho 'second line' >&2\n\
                       echo '{\"level\":\"WARN\",\"message\":\"structured\"}' >&2\nprintf ok\n";
 
 #[test]
 fn json_format_wraps_every_record_with_the_request_id() {
-    let api = MockApi::start();
-    let root = TaskRoot::new().script("chatty", CHATTY);
-    let bootstrap = Bootstrap::start_with(
-        &api,
-        &root,
-        "chatty.handler",
-        &[("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))],
-    );
-    api.push(Event::new("r1", "{}"));
-    api.expect_post("/runtime/invocation/r1/response");
-    let log = bootstrap.wait_for_log("ok in");
+    let run = Lambda::new()
+        .script("chatty", CHATTY)
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .start("chatty.handler");
+    run.response_to(Event::new("r1", "{}"));
+    let log = run.wait_for_log("ok in");
     let records = json_lines(&log);
     for record in &records {
         assert!(record["timestamp"].is_string() && record["level"].is_string(), "{record}");
@@ -52,13 +51,12 @@ fn json_format_wraps_every_record_with_the_request_id() {
 
 #[test]
 fn json_format_honours_the_log_level() {
-    let api = MockApi::start();
-    let root = TaskRoot::new().script("chatty", &CHATTY.replace("printf ok", "exit 3"));
-    let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON")), ("AWS_LAMBDA_LOG_LEVEL", Some("WARN"))];
-    let bootstrap = Bootstrap::start_with(&api, &root, "chatty.handler", &env);
-    api.push(Event::new("r1", "{}"));
-    api.expect_post("/runtime/invocation/r1/error");
-    let log = bootstrap.wait_for_log("Runtime.ExitError");
+    let run = Lambda::new()
+        .script("chatty", &CHATTY.replace("printf ok", "exit 3"))
+        .envs(&JSON_AT_WARN)
+        .start("chatty.handler");
+    run.error_for(Event::new("r1", "{}"));
+    let log = run.wait_for_log("Runtime.ExitError");
     let records = json_lines(&log);
     assert!(records.iter().all(|r| r["level"] != "INFO" && r["level"] != "DEBUG"), "{log}");
     let failure = records
@@ -77,14 +75,14 @@ fn a_framed_workers_output_carries_the_current_request_id() {
         return;
     }
     let handler = "def handler(event, context):\n    print('hello from', context.aws_request_id)\n    return 1\n";
-    let root = TaskRoot::new().write("p.py", handler).mode(Mode::Warm);
-    let api = MockApi::start();
-    let bootstrap =
-        Bootstrap::start_with(&api, &root, "p.handler", &[("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))]);
+    let run = Lambda::new()
+        .write("p.py", handler)
+        .mode(Mode::Warm)
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .start("p.handler");
     for id in ["w1", "w2"] {
-        api.push(Event::new(id, "{}"));
-        api.expect_post(&format!("/runtime/invocation/{id}/response"));
-        let log = bootstrap.wait_for_log(&format!("hello from {id}"));
+        run.response_to(Event::new(id, "{}"));
+        let log = run.wait_for_log(&format!("hello from {id}"));
         let records = json_lines(&log);
         let hello = records.iter().find(|r| r["message"] == format!("hello from {id}")).unwrap();
         assert_eq!(hello["requestId"], id);
@@ -96,12 +94,9 @@ fn text_format_keeps_a_multi_line_error_in_one_record() {
     if !have("python3") {
         return;
     }
-    let api = MockApi::start();
-    let root = TaskRoot::new().copy("python/raise.py", "raise.py");
-    let bootstrap = Bootstrap::start(&api, &root, "raise.handler");
-    api.push(Event::new("r1", "{}"));
-    api.expect_post("/runtime/invocation/r1/error");
-    let log = bootstrap.wait_for_log("r1 failed in");
+    let run = Lambda::new().fixture("python/raise.py", "raise.py").start("raise.handler");
+    run.error_for(Event::new("r1", "{}"));
+    let log = run.wait_for_log("r1 failed in");
     let record = log.lines().find(|l| l.contains("r1 failed in")).unwrap();
     assert!(
         record.contains("ValueError: bad input\r"),
@@ -117,26 +112,19 @@ fn json_records_of_a_runner_are_filtered_by_log_level_and_error_records_are_kept
                   echo '{\"log_level\":\"ERROR\",\"message\":\"loud\"}' >&2\n\
                   echo '{\"errorType\":\"E\",\"errorMessage\":\"kept\"}' >&2\n\
                   printf ok\n";
-    let api = MockApi::start();
-    let root = TaskRoot::new().script("h", script);
-    let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON")), ("AWS_LAMBDA_LOG_LEVEL", Some("WARN"))];
-    let bootstrap = Bootstrap::start_with(&api, &root, "h.handler", &env);
-    api.push(Event::new("r1", "{}"));
-    api.expect_post("/runtime/invocation/r1/response");
-    let log = bootstrap.wait_for_log("kept");
+    let run = Lambda::new().script("h", script).envs(&JSON_AT_WARN).start("h.handler");
+    run.response_to(Event::new("r1", "{}"));
+    let log = run.wait_for_log("kept");
     assert!(log.contains("loud") && !log.contains("quiet"), "{log}");
 }
 
 #[test]
 fn a_json_record_a_runner_wrote_keeps_its_keys_in_its_order() {
     let script = "#!/bin/sh\necho '{\"zeta\":1,\"level\":\"INFO\",\"alpha\":2}' >&2\nprintf ok\n";
-    let api = MockApi::start();
-    let root = TaskRoot::new().script("h", script);
-    let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))];
-    let bootstrap = Bootstrap::start_with(&api, &root, "h.handler", &env);
-    api.push(Event::new("r1", "{}"));
-    api.expect_post("/runtime/invocation/r1/response");
-    let log = bootstrap.wait_for_log("alpha");
+    let run =
+        Lambda::new().script("h", script).env("AWS_LAMBDA_LOG_FORMAT", "JSON").start("h.handler");
+    run.response_to(Event::new("r1", "{}"));
+    let log = run.wait_for_log("alpha");
     let line = log.lines().find(|l| l.contains("zeta")).expect("the record");
     let tail = "\"requestId\":\"r1\",\"zeta\":1,\"level\":\"INFO\",\"alpha\":2}";
     assert!(line.starts_with("{\"timestamp\":\"") && line.ends_with(tail), "{line}");
