@@ -15,9 +15,9 @@ fn open_fds(pid: u32) -> usize {
 }
 
 /// The fastest handler we can make: a static C echo when gcc is here, else a shell `cat`.
-fn fast_handler(root: TaskRoot) -> TaskRoot {
+fn fast_handler(lambda: Lambda) -> Lambda {
     if find_on_path("gcc".as_ref()).is_some() {
-        let source = root.file("echo.c");
+        let source = lambda.file("echo.c");
         fs::write(
             &source,
             "#include <unistd.h>\nint main(void) { char b[4096]; ssize_t n;\n\
@@ -26,31 +26,27 @@ fn fast_handler(root: TaskRoot) -> TaskRoot {
         .unwrap();
         let built = Command::new("gcc")
             .args(["-O2", "-static", "-o"])
-            .arg(root.file("echo"))
+            .arg(lambda.file("echo"))
             .arg(&source)
             .status();
         if built.is_ok_and(|s| s.success()) {
-            return root;
+            return lambda;
         }
     }
-    root.script("echo", "#!/bin/sh\nexec cat\n")
+    lambda.script("echo", "#!/bin/sh\nexec cat\n")
 }
 
 #[test]
 fn ten_thousand_events_leak_no_memory_descriptors_or_processes() {
     let events: usize =
         std::env::var("BOOTSTRAP_SOAK_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
-    let api = MockApi::start();
-    let root = fast_handler(TaskRoot::new());
-    let bootstrap = Bootstrap::start(&api, &root, "echo.handler");
-    let pid = bootstrap.pid();
+    let run = fast_handler(Lambda::new()).start("echo.handler");
+    let pid = run.pid();
     let mut baseline = None;
     for i in 0..events {
         let id = format!("soak-{i}");
         let body = format!("{{\"n\":{i}}}");
-        api.push(Event::new(&id, body.clone()));
-        let post = api.expect_post(&format!("/runtime/invocation/{id}/response"));
-        assert_eq!(post.body_text(), body);
+        run.assert_serves(Event::new(&id, body.clone()), &body);
         if i == 99 {
             baseline = Some((rss_kib(pid), open_fds(pid)));
         }
@@ -65,5 +61,5 @@ fn ten_thousand_events_leak_no_memory_descriptors_or_processes() {
         assert!(rss <= rss_at_100 + 1024, "RSS grew from {rss_at_100} KiB to {rss} KiB");
     }
     assert_eq!(fds, fds_at_100, "open file descriptors changed");
-    assert_no_children(&bootstrap);
+    run.assert_no_children();
 }

@@ -393,12 +393,6 @@ pub fn children(pid: u32) -> Vec<(u32, char)> {
     found
 }
 
-/// Asserts that bootstrap has no child processes (alive or zombie) between events.
-#[track_caller]
-pub fn assert_no_children(bootstrap: &Bootstrap) {
-    assert_children_at_most(bootstrap, 0);
-}
-
 /// Asserts that bootstrap has at most `n` children: in framed modes, the worker started ahead
 /// for the next event may already be running.
 #[track_caller]
