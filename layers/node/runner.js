@@ -966,10 +966,19 @@ function writeAll(fd, bytes) {
   }
 }
 
+// A frame that fits a pipe's buffer leaves in one write, so that bootstrap's reader wakes once
+// for it; a bigger one is not copied.
+const ONE_WRITE_FRAME = 64 * 1024;
+
 function sendFrame(verb, payload) {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  writeAll(RESULTS_FD, Buffer.from(`${verb} ${body.length}\n`));
-  if (body.length > 0) writeAll(RESULTS_FD, body);
+  const header = Buffer.from(`${verb} ${body.length}\n`);
+  if (header.length + body.length <= ONE_WRITE_FRAME) {
+    writeAll(RESULTS_FD, Buffer.concat([header, body]));
+    return;
+  }
+  writeAll(RESULTS_FD, header);
+  writeAll(RESULTS_FD, body);
 }
 
 // A streamed answer on fd 4: opened by its first bytes or by its end, one chunk frame per
