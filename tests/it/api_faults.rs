@@ -14,17 +14,20 @@ use crate::support::*;
 const HANDLER: &str =
     "#!/bin/sh\nread -r event\n[ \"$event\" = fail ] && exit 3\nprintf %s \"$event\"\n";
 
-fn start(api: &MockApi) -> (Bootstrap, TaskRoot) {
-    let root = TaskRoot::new().script("h", HANDLER);
-    (Bootstrap::start(api, &root, "h.handler"), root)
+/// bootstrap serving `HANDLER`, on `api`.
+fn start_on(api: MockApi) -> Run {
+    Lambda::new().script("h", HANDLER).start_on(api, "h.handler")
+}
+
+/// bootstrap serving `HANDLER`, on a fresh mock API.
+fn start() -> Run {
+    start_on(MockApi::start())
 }
 
 /// One ordinary event, answered correctly: the loop is healthy after the fault.
 #[track_caller]
-fn assert_serves(api: &MockApi, id: &str) {
-    api.push(Event::new(id, format!("after {id}\n")));
-    let post = api.expect_post(&format!("/runtime/invocation/{id}/response"));
-    assert_eq!(post.body_text(), format!("after {id}"), "the event after the fault");
+fn assert_serves(run: &Run, id: &str) {
+    run.assert_serves(Event::new(id, format!("after {id}\n")), &format!("after {id}"));
 }
 
 /// `/next` as bootstrap requests it from this mock.
@@ -32,16 +35,11 @@ fn next_url(api: &MockApi) -> String {
     format!("http://{}/2018-06-01/runtime/invocation/next", api.address())
 }
 
-#[track_caller]
-fn assert_no_panic(log: &str) {
-    assert!(!log.contains("panicked"), "bootstrap panicked:\n{log}");
-}
-
 /// Waits for an exit, asserts it failed without a panic, and returns the log.
 #[track_caller]
-fn assert_fails(bootstrap: &mut Bootstrap) -> String {
-    let status = bootstrap.wait_exit();
-    let log = bootstrap.log();
+fn assert_fails(run: &mut Run) -> String {
+    let status = run.wait_exit();
+    let log = run.log();
     assert!(!status.success(), "bootstrap exited with {status}, want a failure; log:\n{log}");
     assert_no_panic(&log);
     log
@@ -49,8 +47,7 @@ fn assert_fails(bootstrap: &mut Bootstrap) -> String {
 
 #[test]
 fn rejected_posts_are_logged_and_the_loop_goes_on() {
-    let api = MockApi::start();
-    let (bootstrap, _root) = start(&api);
+    let run = start();
     let rejections = [
         (400, "InvalidRequestID"),
         (403, "InvalidStateTransition"),
@@ -61,15 +58,15 @@ fn rejected_posts_are_logged_and_the_loop_goes_on() {
     for (status, error_type) in rejections {
         for (event, endpoint) in [("fine", "response"), ("fail", "error")] {
             let id = format!("r{status}-{endpoint}");
-            api.answer_post(Event::api_error(status, error_type));
-            api.push(Event::new(&id, format!("{event}\n")));
-            api.expect_post(&format!("/runtime/invocation/{id}/{endpoint}"));
+            run.api.answer_post(Event::api_error(status, error_type));
+            run.api.push(Event::new(&id, format!("{event}\n")));
+            run.api.expect_post(&format!("/runtime/invocation/{id}/{endpoint}"));
             rejected.push((format!("HTTP {status}"), id));
         }
     }
-    assert_serves(&api, "after");
+    assert_serves(&run, "after");
     // Each warning was written before the /next that fetched the following event.
-    let log = bootstrap.stop();
+    let log = run.stop();
     let unlogged: Vec<_> = rejected
         .iter()
         .filter(|(status, id)| !log.lines().any(|l| l.contains(status) && l.contains(id)))
@@ -81,15 +78,14 @@ fn rejected_posts_are_logged_and_the_loop_goes_on() {
 #[test]
 fn a_500_on_a_post_ends_the_process() {
     for (event, endpoint) in [("fine", "response"), ("fail", "error")] {
-        let api = MockApi::start();
-        let (mut bootstrap, _root) = start(&api);
-        api.answer_post(Event::status(500));
-        api.push(Event::new("r1", format!("{event}\n")));
-        api.expect_post(&format!("/runtime/invocation/r1/{endpoint}"));
-        let log = assert_fails(&mut bootstrap);
+        let mut run = start();
+        run.api.answer_post(Event::status(500));
+        run.api.push(Event::new("r1", format!("{event}\n")));
+        run.api.expect_post(&format!("/runtime/invocation/r1/{endpoint}"));
+        let log = assert_fails(&mut run);
         let url = format!("/runtime/invocation/r1/{endpoint}: HTTP 500");
         assert!(log.contains(&url), "the log should name {url:?}:\n{log}");
-        assert_eq!(api.next_requests_made(), 1, "no /next after a 500 on a post");
+        assert_eq!(run.api.next_requests_made(), 1, "no /next after a 500 on a post");
     }
 }
 
@@ -101,14 +97,13 @@ fn a_connection_lost_during_next_ends_the_process_naming_the_url() {
         ("closed after the request", Reply::HangUp),
         ("closed inside the head", Reply::CutShort { event, missing: cut_in_head }),
     ] {
-        let api = MockApi::start();
-        let (mut bootstrap, _root) = start(&api);
-        api.push(reply);
-        let log = assert_fails(&mut bootstrap);
-        assert!(log.contains(&next_url(&api)), "{fault}: the log should name /next:\n{log}");
+        let mut run = start();
+        run.api.push(reply);
+        let log = assert_fails(&mut run);
+        assert!(log.contains(&next_url(&run.api)), "{fault}: the log should name /next:\n{log}");
         // On a connection bootstrap had just opened there is nothing to retry: one request.
-        assert_eq!(api.next_requests_made(), 1, "{fault}: /next requests");
-        assert!(api.try_post(Duration::ZERO).is_none(), "{fault}: nothing may be posted");
+        assert_eq!(run.api.next_requests_made(), 1, "{fault}: /next requests");
+        assert!(run.api.try_post(Duration::ZERO).is_none(), "{fault}: nothing may be posted");
     }
 }
 
@@ -117,51 +112,48 @@ fn a_next_body_cut_short_ends_the_process_naming_the_url() {
     // Large enough to arrive in several reads; half of it is sent.
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(256 * 1024));
     let missing = body.len() / 2;
-    let api = MockApi::start();
-    let (mut bootstrap, _root) = start(&api);
-    api.push(Reply::CutShort { event: Event::new("r1", body), missing });
+    let mut run = start();
+    run.api.push(Reply::CutShort { event: Event::new("r1", body), missing });
     // The headers were whole, but an event that never fully arrived is not run: bootstrap
     // reads the body before it parses anything, and a transport error on /next is fatal.
-    let log = assert_fails(&mut bootstrap);
-    assert!(log.contains(&next_url(&api)), "the log should name /next:\n{log}");
-    assert_eq!(api.next_requests_made(), 1);
-    assert!(api.try_post(Duration::ZERO).is_none(), "nothing may be posted for r1");
+    let log = assert_fails(&mut run);
+    assert!(log.contains(&next_url(&run.api)), "the log should name /next:\n{log}");
+    assert_eq!(run.api.next_requests_made(), 1);
+    assert!(run.api.try_post(Duration::ZERO).is_none(), "nothing may be posted for r1");
 }
 
 #[test]
 fn a_connection_closed_between_requests_is_reopened() {
-    let api = MockApi::start();
-    let (bootstrap, _root) = start(&api);
+    let run = start();
     // `Connection: close` on /next and on the post.
-    api.push(Reply::AnnouncedClose(Event::new("c1", "one\n")));
-    api.answer_post(Reply::AnnouncedClose(Event::accepted()));
-    assert_eq!(api.expect_post("/runtime/invocation/c1/response").body_text(), "one");
+    run.api.push(Reply::AnnouncedClose(Event::new("c1", "one\n")));
+    run.api.answer_post(Reply::AnnouncedClose(Event::accepted()));
+    assert_eq!(run.api.expect_post("/runtime/invocation/c1/response").body_text(), "one");
     // Closed without a word after each answer.
-    api.push(Reply::SilentClose(Event::new("c2", "two\n")));
-    api.answer_post(Reply::SilentClose(Event::accepted()));
-    assert_eq!(api.expect_post("/runtime/invocation/c2/response").body_text(), "two");
+    run.api.push(Reply::SilentClose(Event::new("c2", "two\n")));
+    run.api.answer_post(Reply::SilentClose(Event::accepted()));
+    assert_eq!(run.api.expect_post("/runtime/invocation/c2/response").body_text(), "two");
     // Closed just as bootstrap reuses it, for the post and then for the /next.
-    api.push(Reply::CloseOnReuse(Event::new("c3", "three\n")));
-    api.answer_post(Reply::CloseOnReuse(Event::accepted()));
-    assert_eq!(api.expect_post("/runtime/invocation/c3/response").body_text(), "three");
-    assert_serves(&api, "after");
+    run.api.push(Reply::CloseOnReuse(Event::new("c3", "three\n")));
+    run.api.answer_post(Reply::CloseOnReuse(Event::accepted()));
+    assert_eq!(run.api.expect_post("/runtime/invocation/c3/response").body_text(), "three");
+    assert_serves(&run, "after");
     // One connection per closed one: c1's /next and post, c2's /next and post, c3's /next
     // and post (closed on its reuse by the post's retry), and the last one.
-    assert_eq!(api.connections(), 7, "connections opened");
-    let log = bootstrap.stop();
+    assert_eq!(run.api.connections(), 7, "connections opened");
+    let log = run.stop();
     assert!(!log.contains("posting the result failed"), "no request should have failed:\n{log}");
 }
 
 #[test]
 fn slow_headers_still_deliver_the_event() {
-    let api = MockApi::start();
-    let (bootstrap, _root) = start(&api);
+    let run = start();
     let event = Event::new("r1", "slow\n").header("Lambda-Runtime-Trace-Id", "Root=1-2-3");
-    api.push(Reply::SlowHead { event, pieces: 6, gap: Duration::from_millis(60) });
-    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "slow");
-    assert_serves(&api, "after");
-    assert_eq!(api.connections(), 1, "a slow answer is no reason to reconnect");
-    assert_no_panic(&bootstrap.stop());
+    run.api.push(Reply::SlowHead { event, pieces: 6, gap: Duration::from_millis(60) });
+    assert_eq!(run.api.expect_post("/runtime/invocation/r1/response").body_text(), "slow");
+    assert_serves(&run, "after");
+    assert_eq!(run.api.connections(), 1, "a slow answer is no reason to reconnect");
+    assert_no_panic(&run.stop());
 }
 
 #[test]
@@ -184,23 +176,21 @@ fn unusable_request_ids_end_the_process_naming_the_header() {
         ("a control character", Event::new("r\u{1}1", "{}").into(), "invalid header value"),
     ];
     for (what, reply, named) in ids {
-        let api = MockApi::start();
-        let (mut bootstrap, _root) = start(&api);
-        api.push(reply);
-        let log = assert_fails(&mut bootstrap);
+        let mut run = start();
+        run.api.push(reply);
+        let log = assert_fails(&mut run);
         assert!(
             log.contains(named),
             "a request id with {what}: the log should say {named:?}:\n{log}"
         );
-        assert!(log.contains(&next_url(&api)), "a request id with {what}: name /next:\n{log}");
-        assert!(api.try_post(Duration::ZERO).is_none(), "a request id with {what}: no post");
+        assert!(log.contains(&next_url(&run.api)), "a request id with {what}: name /next:\n{log}");
+        assert!(run.api.try_post(Duration::ZERO).is_none(), "a request id with {what}: no post");
     }
 }
 
 #[test]
 fn malformed_deadlines_are_invalid_invocations_and_the_loop_goes_on() {
-    let api = MockApi::start();
-    let (bootstrap, _root) = start(&api);
+    let run = start();
     let deadlines: [(&str, Reply); 6] = [
         ("negative", deadline("-1700000000000")),
         ("a float", deadline("1700000000000.5")),
@@ -217,8 +207,8 @@ fn malformed_deadlines_are_invalid_invocations_and_the_loop_goes_on() {
         ),
     ];
     for (what, reply) in deadlines {
-        api.push(reply);
-        let post = api.expect_post("/runtime/invocation/d/error");
+        run.api.push(reply);
+        let post = run.api.expect_post("/runtime/invocation/d/error");
         assert_error(&post, "Runtime.InvalidInvocation", &["lambda-runtime-deadline-ms"]);
         assert_eq!(
             post.header("Lambda-Runtime-Function-Error-Type"),
@@ -226,8 +216,8 @@ fn malformed_deadlines_are_invalid_invocations_and_the_loop_goes_on() {
             "{what}"
         );
     }
-    assert_serves(&api, "after");
-    assert_no_panic(&bootstrap.stop());
+    assert_serves(&run, "after");
+    assert_no_panic(&run.stop());
 }
 
 /// An event `d` whose deadline header holds `value`.
@@ -237,24 +227,22 @@ fn deadline(value: &str) -> Reply {
 
 #[test]
 fn a_kept_alive_connection_hanging_up_is_retried_once_then_fatal() {
-    let api = MockApi::start();
-    let (mut bootstrap, _root) = start(&api);
-    assert_serves(&api, "r1");
+    let mut run = start();
+    assert_serves(&run, "r1");
     // bootstrap's next /next goes out on the kept-alive connection: retried once on a new one.
-    api.push(Reply::HangUp);
-    api.push(Reply::HangUp);
-    let log = assert_fails(&mut bootstrap);
-    assert!(log.contains(&next_url(&api)), "the log should name /next:\n{log}");
-    assert_eq!(api.next_requests_made(), 3, "r1's /next, the hung-up one and one retry");
-    assert_eq!(api.connections(), 2);
+    run.api.push(Reply::HangUp);
+    run.api.push(Reply::HangUp);
+    let log = assert_fails(&mut run);
+    assert!(log.contains(&next_url(&run.api)), "the log should name /next:\n{log}");
+    assert_eq!(run.api.next_requests_made(), 3, "r1's /next, the hung-up one and one retry");
+    assert_eq!(run.api.connections(), 2);
 }
 
 #[test]
 fn idle_204_forever_is_polled_with_a_capped_backoff_not_a_busy_loop() {
-    let api = MockApi::with_options("", true);
-    let (bootstrap, _root) = start(&api);
-    api.wait_for_polls(20);
-    let times = api.poll_times();
+    let run = start_on(MockApi::with_options("", true));
+    run.api.wait_for_polls(20);
+    let times = run.api.poll_times();
     // Each poll time is taken before its 204 is written, and bootstrap pauses after reading a
     // 204 before it polls again, so a gap between two poll times is never shorter than the
     // pause. The pause doubles from 1 ms up to 100 ms and reaches it by the 8th poll: polls 10
@@ -263,6 +251,6 @@ fn idle_204_forever_is_polled_with_a_capped_backoff_not_a_busy_loop() {
     // since every pause only ever lasts longer than asked.
     let span = times[19] - times[9];
     assert!(span >= Duration::from_millis(500), "10 idle polls in {span:?}: a busy loop");
-    assert_serves(&api, "after");
-    assert_no_panic(&bootstrap.stop());
+    assert_serves(&run, "after");
+    assert_no_panic(&run.stop());
 }
