@@ -22,6 +22,11 @@ const LANGUAGES: [(&str, &str, &str); 4] = [
 /// What the echo fixtures print, which must reach the log and never the response.
 const ECHO_LOG_LINE: &str = "log line from handler";
 
+/// A task root in `mode` with `tests/fixtures/<lang>/<fixture>.<ext>` as `<name>.<ext>`.
+fn language(lang: &str, ext: &str, fixture: &str, name: &str, mode: Mode) -> Lambda {
+    Lambda::new().fixture(&format!("{lang}/{fixture}.{ext}"), &format!("{name}.{ext}")).mode(mode)
+}
+
 /// Serves one event with `fixture` in every mode; returns the post and the log of each. The
 /// echo fixtures' log line is waited for: a framed worker's output reaches the log on its own
 /// thread, maybe after the answer.
@@ -31,19 +36,14 @@ fn serve_each_mode(
     fixture: &str,
     event: Event,
 ) -> Vec<(Mode, Post, String)> {
+    let log_has: &[&str] = if fixture == "echo" { &[ECHO_LOG_LINE] } else { &[] };
     MODES
         .into_iter()
         .map(|mode| {
-            let api = MockApi::start();
-            let file = format!("handler.{ext}");
-            let root = TaskRoot::new().copy(&format!("{lang}/{fixture}.{ext}"), &file).mode(mode);
-            let bootstrap = Bootstrap::start(&api, &root, "handler.handler");
-            api.push(event.clone());
-            let post = api.next_post();
-            if fixture == "echo" {
-                bootstrap.wait_for_log(ECHO_LOG_LINE);
-            }
-            (mode, post, bootstrap.stop())
+            let lambda = language(lang, ext, fixture, "handler", mode);
+            let Served { mut posts, log } =
+                lambda.serve("handler.handler", vec![event.clone()], log_has);
+            (mode, posts.remove(0), log)
         })
         .collect()
 }
@@ -168,17 +168,13 @@ fn a_missing_method_is_handler_not_found() {
             continue;
         }
         for mode in MODES {
-            let api = MockApi::start();
-            let file = format!("h.{ext}");
-            let root = TaskRoot::new().copy(&format!("{lang}/echo.{ext}"), &file).mode(mode);
-            let _bootstrap = Bootstrap::start(&api, &root, "h.nosuchmethod");
+            let run = language(lang, ext, "echo", "h", mode).start("h.nosuchmethod");
             // A framed runner finds out at load, before any event: an init error, as on AWS;
             // a plain process loads the handler with each event, so it is that event's error.
             let post = if mode == Mode::Plain {
-                api.push(Event::new("r1", "{}"));
-                api.expect_post("/runtime/invocation/r1/error")
+                run.error_for(Event::new("r1", "{}"))
             } else {
-                api.expect_post("/runtime/init/error")
+                run.api.expect_post("/runtime/init/error")
             };
             assert_error(&post, "Runtime.HandlerNotFound", &["nosuchmethod"]);
         }
@@ -190,56 +186,37 @@ fn perl_finds_methods_in_a_package_named_after_the_file() {
     if !have("perl") {
         return;
     }
-    let api = MockApi::start();
-    let root = TaskRoot::new().copy("perl/Pkg.pm", "lib/Pkg.pm");
-    let _bootstrap = Bootstrap::start(&api, &root, "lib/Pkg.handler");
-    api.push(Event::new("r1", "abc"));
-    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "pkg:abc");
-    drop(_bootstrap);
-    let api = MockApi::start();
-    let root = TaskRoot::new().copy("perl/Pkg.pm", "Pkg.pm");
-    let _bootstrap = Bootstrap::start(&api, &root, "Pkg.Pkg::handler");
-    api.push(Event::new("r1", "q"));
-    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "pkg:q");
+    let run = Lambda::new().fixture("perl/Pkg.pm", "lib/Pkg.pm").start("lib/Pkg.handler");
+    assert_eq!(run.response_to(Event::new("r1", "abc")).body_text(), "pkg:abc");
+    drop(run);
+    let run = Lambda::new().fixture("perl/Pkg.pm", "Pkg.pm").start("Pkg.Pkg::handler");
+    assert_eq!(run.response_to(Event::new("r1", "q")).body_text(), "pkg:q");
 }
 
 #[test]
 fn an_executable_gets_the_event_on_stdin_the_method_as_argument_and_the_task_root_as_cwd() {
-    let api = MockApi::start();
-    let root =
-        TaskRoot::new().script("bin/run", "#!/bin/sh\nprintf '%s|%s|' \"$1\" \"$(pwd)\"\ncat\n");
-    let _bootstrap = Bootstrap::start(&api, &root, "bin/run.go");
-    api.push(Event::new("r1", "EVENT"));
-    let post = api.expect_post("/runtime/invocation/r1/response");
-    let cwd = std::fs::canonicalize(&root.path).unwrap();
+    let run = Lambda::new()
+        .script("bin/run", "#!/bin/sh\nprintf '%s|%s|' \"$1\" \"$(pwd)\"\ncat\n")
+        .start("bin/run.go");
+    let post = run.response_to(Event::new("r1", "EVENT"));
+    let cwd = std::fs::canonicalize(run.root()).unwrap();
     assert_eq!(post.body_text(), format!("go|{}|EVENT", cwd.display()));
 }
 
 #[test]
 fn per_event_variables_never_leak_into_the_next_event() {
-    let api = MockApi::start();
     let script = "#!/bin/sh\nprintf '%s|%s|%s|%s|%s|%s' \"$HOME\" \"$LAMBDA_RUNTIME_AWS_REQUEST_ID\" \"${_X_AMZN_TRACE_ID-unset}\" \
                   \"${LAMBDA_RUNTIME_CLIENT_CONTEXT-unset}\" \"${LAMBDA_RUNTIME_COGNITO_IDENTITY-unset}\" \"${LAMBDA_RUNTIME_AWS_TENANT_ID-unset}\"\n";
-    let root = TaskRoot::new().script("env", script);
     // The bootstrap's own environment holds a stale trace id: it must not reach a handler.
-    let _bootstrap =
-        Bootstrap::start_with(&api, &root, "env.handler", &[("_X_AMZN_TRACE_ID", Some("stale"))]);
-    api.push(
-        Event::new("r1", "{}")
-            .header("Lambda-Runtime-Trace-Id", "Root=1-a")
-            .header("Lambda-Runtime-Client-Context", "{\"c\":1}")
-            .header("Lambda-Runtime-Cognito-Identity", "{\"i\":2}")
-            .header("Lambda-Runtime-Aws-Tenant-Id", "t-1"),
-    );
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r1/response").body_text(),
-        "/tmp|r1|Root=1-a|{\"c\":1}|{\"i\":2}|t-1"
-    );
-    api.push(Event::new("r2", "{}"));
-    assert_eq!(
-        api.expect_post("/runtime/invocation/r2/response").body_text(),
-        "/tmp|r2|unset|unset|unset|unset"
-    );
+    let run =
+        Lambda::new().script("env", script).env("_X_AMZN_TRACE_ID", "stale").start("env.handler");
+    let event = Event::new("r1", "{}")
+        .header("Lambda-Runtime-Trace-Id", "Root=1-a")
+        .header("Lambda-Runtime-Client-Context", "{\"c\":1}")
+        .header("Lambda-Runtime-Cognito-Identity", "{\"i\":2}")
+        .header("Lambda-Runtime-Aws-Tenant-Id", "t-1");
+    run.assert_serves(event, "/tmp|r1|Root=1-a|{\"c\":1}|{\"i\":2}|t-1");
+    run.assert_serves(Event::new("r2", "{}"), "/tmp|r2|unset|unset|unset|unset");
 }
 
 #[test]
@@ -252,11 +229,8 @@ fn php_runs_from_the_example_entry() {
         if !have(program) {
             continue;
         }
-        let api = MockApi::start();
-        let root = TaskRoot::new().write(file, code);
-        let _bootstrap = Bootstrap::start(&api, &root, "h.handler");
-        api.push(Event::new("r1", "{}"));
-        let post = api.expect_post("/runtime/invocation/r1/response");
+        let run = Lambda::new().write(file, code).start("h.handler");
+        let post = run.response_to(Event::new("r1", "{}"));
         assert_eq!(post.body_text(), format!("{}:handler:{{}}", program), "{program}");
     }
 }
@@ -270,11 +244,7 @@ fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
         .flat_map(|(_, lang, ext)| MODES.map(|mode| (lang, ext, mode)))
         .map(|(lang, ext, mode)| {
             std::thread::spawn(move || {
-                let api = MockApi::start();
-                let file = format!("m.{ext}");
-                let root =
-                    TaskRoot::new().copy(&format!("{lang}/misbehave.{ext}"), &file).mode(mode);
-                let bootstrap = Bootstrap::start(&api, &root, "m.handler");
+                let run = language(lang, ext, "misbehave", "m", mode).start("m.handler");
                 let expected = [
                     ("sleep", "Runtime.Timeout", "timed out"),
                     ("segv", "Runtime.ExitError", "SIGSEGV"),
@@ -288,17 +258,14 @@ fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
                         // interpreter start on a loaded machine cannot turn them into timeouts.
                         event = event.deadline_in(std::time::Duration::from_millis(1500));
                     }
-                    api.push(event);
-                    let post = api.expect_post(&format!("/runtime/invocation/{id}/error"));
-                    assert_error(&post, error_type, &[message]);
+                    assert_error(&run.error_for(event), error_type, &[message]);
                 }
-                api.push(Event::new("ok", "{\"do\":\"nothing\"}"));
-                let body = api.expect_post("/runtime/invocation/ok/response").body_text();
+                let body = run.response_to(Event::new("ok", "{\"do\":\"nothing\"}")).body_text();
                 assert!(body == "fine" || body == "\"fine\"", "{lang} {mode:?}: {body}");
                 // The loop retires a worker that served its events, and readies the next,
                 // before it asks for the next event: wait for that request.
-                api.wait_for_polls(5);
-                assert_children_at_most(&bootstrap, if mode == Mode::Plain { 0 } else { 1 });
+                run.api.wait_for_polls(5);
+                run.assert_children_at_most(if mode == Mode::Plain { 0 } else { 1 });
             })
         })
         .collect();
