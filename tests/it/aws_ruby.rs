@@ -9,65 +9,18 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:test";
-const EVENT_ERROR: &str = "/2018-06-01/runtime/invocation/r1/error";
-const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
-
 /// A task root in `mode` holding each `(fixture under tests/fixtures/ruby, name)`.
-fn task_root(mode: Mode, files: &[(&str, &str)]) -> TaskRoot {
-    files
-        .iter()
-        .fold(TaskRoot::new().mode(mode), |root, (from, to)| root.copy(&format!("ruby/{from}"), to))
-}
-
-/// Runs bootstrap with `handler` once, pushing each event after the previous one was answered;
-/// returns the posts, and the log once each of `log_has` has reached it (a framed worker's
-/// output reaches the log on its own thread, maybe after the answer).
-fn serve(
-    root: &TaskRoot,
-    handler: &str,
-    env: &[(&str, Option<&str>)],
-    events: Vec<Event>,
-    log_has: &[&str],
-) -> (Vec<Post>, String) {
-    let api = MockApi::start();
-    let bootstrap = Bootstrap::start_with(&api, root, handler, env);
-    let posts = events
-        .into_iter()
-        .map(|event| {
-            api.push(event);
-            api.next_post()
-        })
-        .collect();
-    for text in log_has {
-        bootstrap.wait_for_log(text);
-    }
-    (posts, bootstrap.stop())
-}
-
-/// The post for one event `body` with id r1.
-fn serve_one(root: &TaskRoot, handler: &str, body: &str) -> Post {
-    serve(root, handler, &[], vec![Event::new("r1", body)], &[]).0.remove(0)
-}
-
-/// The response body of one event as JSON, asserting it was a response.
-#[track_caller]
-fn response(root: &TaskRoot, handler: &str, body: &str, mode: Mode) -> Value {
-    let post = serve_one(root, handler, body);
-    let path = "/2018-06-01/runtime/invocation/r1/response";
-    assert_eq!(post.path, path, "{handler} {mode:?}: {}", post.body_text());
-    post.json()
+fn task_root(mode: Mode, files: &[(&str, &str)]) -> Lambda {
+    Lambda::new().mode(mode).fixtures("ruby", files)
 }
 
 /// The error of a handler that does not load, and the log. Plain mode loads the file for each
 /// event, so it is that event's error; a framed worker reports it before `ready`, which
 /// bootstrap posts as the init error or as the event's.
 #[track_caller]
-fn load_error(mode: Mode, root: &TaskRoot, handler: &str) -> (Post, String) {
-    let api = MockApi::start();
-    let bootstrap = Bootstrap::start(&api, root, handler);
-    api.push(Event::new("r1", "{}"));
-    let post = api.next_post();
+fn load_error(mode: Mode, root: &Lambda, handler: &str) -> (Post, String) {
+    let run = root.start(handler);
+    let post = run.invoke(Event::new("r1", "{}"));
     let framed_init = mode != Mode::Plain && post.path == INIT_ERROR;
     assert!(
         post.path == EVENT_ERROR || framed_init,
@@ -75,8 +28,8 @@ fn load_error(mode: Mode, root: &TaskRoot, handler: &str) -> (Post, String) {
         post.path,
         post.body_text()
     );
-    bootstrap.wait_for_log("Init error when loading handler");
-    (post, bootstrap.stop())
+    run.wait_for_log("Init error when loading handler");
+    (post, run.stop())
 }
 
 /// The stack trace of an error post, as strings.
@@ -93,13 +46,13 @@ fn a_keyword_handler_gets_the_decoded_event_and_its_result_is_json_encoded() {
     }
     for mode in MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb")]);
-        let got = response(&root, "core.ping", r#"{"msg":"x"}"#, mode);
+        let got = root.response_json("core.ping", r#"{"msg":"x"}"#, mode);
         assert_eq!(got, json!({"msg": "pong[x]"}), "{mode:?}");
-        let got = response(&root, "core.ping", "null", mode);
+        let got = root.response_json("core.ping", "null", mode);
         assert_eq!(got, json!({"event_nil": true}), "{mode:?}");
-        let got = response(&root, "core.str_ping", r#""abc""#, mode);
+        let got = root.response_json("core.str_ping", r#""abc""#, mode);
         assert_eq!(got, json!({"msg": "pong[abc]"}), "{mode:?}");
-        let got = response(&root, "core.string", r#"{"msg":"héllo"}"#, mode);
+        let got = root.response_json("core.string", r#"{"msg":"héllo"}"#, mode);
         assert_eq!(got, json!("Message: 'héllo'"), "{mode:?}");
     }
 }
@@ -111,11 +64,11 @@ fn a_class_method_is_named_file_dot_module_path_dot_method() {
     }
     for mode in MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb"), ("aws/app.rb", "app.rb")]);
-        assert_eq!(response(&root, "app.App::Handler.process", "{}", mode), json!("success"));
+        assert_eq!(root.response_json("app.App::Handler.process", "{}", mode), json!("success"));
         let event = r#"{"msg":"m"}"#;
-        let got = response(&root, "core.HandlerClass.ping", event, mode);
+        let got = root.response_json("core.HandlerClass.ping", event, mode);
         assert_eq!(got, json!("Module Message: 'm'"), "{mode:?}");
-        let got = response(&root, "core.DeepModule::Handler.ping", event, mode);
+        let got = root.response_json("core.DeepModule::Handler.ping", event, mode);
         assert_eq!(got, json!("Deep Module Message: 'm'"), "{mode:?}");
     }
 }
@@ -130,9 +83,9 @@ fn a_handler_file_in_a_subdirectory_or_with_underscores_is_found() {
             mode,
             &[("aws/underscore_file.rb", "underscore_file.rb"), ("aws/app.rb", "lib/app.rb")],
         );
-        let got = response(&root, "underscore_file.underscore_method", "{}", mode);
+        let got = root.response_json("underscore_file.underscore_method", "{}", mode);
         assert_eq!(got, json!("Success!"), "{mode:?}");
-        let got = response(&root, "lib/app.App::Handler.process", "{}", mode);
+        let got = root.response_json("lib/app.App::Handler.process", "{}", mode);
         assert_eq!(got, json!("success"), "{mode:?}");
     }
 }
@@ -144,11 +97,11 @@ fn a_handler_without_keywords_gets_event_and_context_as_one_hash() {
     }
     for mode in MODES {
         let root = task_root(mode, &[("aws/positional.rb", "positional.rb")]);
-        let got = response(&root, "positional.one", r#"{"k":1}"#, mode);
+        let got = root.response_json("positional.one", r#"{"k":1}"#, mode);
         let want =
             json!({"keys": ["context", "event"], "event": {"k": 1}, "context": "LambdaContext"});
         assert_eq!(got, want, "{mode:?}");
-        let post = serve_one(&root, "positional.two", "{}");
+        let post = root.post_for("positional.two", "{}");
         assert_error(&post, "Function<ArgumentError>", &["wrong number of arguments"]);
     }
 }
@@ -160,15 +113,15 @@ fn results_are_encoded_with_to_json_as_aws_encodes_them() {
     }
     for mode in MODES {
         let root = task_root(mode, &[("aws/results.rb", "results.rb"), ("aws/unicode.rb", "u.rb")]);
-        assert_eq!(serve_one(&root, "results.nothing", "{}").body_text(), "null", "{mode:?}");
-        assert_eq!(serve_one(&root, "results.text", "{}").body_text(), r#""say \"hi\"""#);
-        assert_eq!(response(&root, "results.point", "{}", mode), json!({"x": 1, "y": 2}));
-        let opaque = response(&root, "results.opaque", "{}", mode);
+        assert_eq!(root.post_for("results.nothing", "{}").body_text(), "null", "{mode:?}");
+        assert_eq!(root.post_for("results.text", "{}").body_text(), r#""say \"hi\"""#);
+        assert_eq!(root.response_json("results.point", "{}", mode), json!({"x": 1, "y": 2}));
+        let opaque = root.response_json("results.opaque", "{}", mode);
         let opaque = opaque.as_str().unwrap_or_default();
         assert!(opaque.starts_with("#<Opaque"), "{mode:?}: an object is its to_s: {opaque}");
         let want = r#"{"sym":"abc","int":1,"float":1.5,"big":1180591620717411303424,"yes":true,"list":[null,"x"]}"#;
-        assert_eq!(serve_one(&root, "results.mixed", "{}").body_text(), want, "{mode:?}");
-        let hello = serve_one(&root, "u.hello", "{}");
+        assert_eq!(root.post_for("results.mixed", "{}").body_text(), want, "{mode:?}");
+        let hello = root.post_for("u.hello", "{}");
         assert_eq!(hello.body_text(), r#"{"hello":"今日はラムダ!"}"#, "{mode:?}");
     }
 }
@@ -181,7 +134,7 @@ fn a_result_to_json_refuses_is_the_handlers_generator_error() {
     for mode in MODES {
         let root = task_root(mode, &[("aws/results.rb", "results.rb")]);
         for method in ["not_a_number", "not_utf8"] {
-            let post = serve_one(&root, &format!("results.{method}"), "{}");
+            let post = root.post_for(&format!("results.{method}"), "{}");
             assert_eq!(post.path, EVENT_ERROR, "{method} {mode:?}");
             assert_error(&post, "Function<JSON::GeneratorError>", &[]);
         }
@@ -195,7 +148,7 @@ fn an_io_result_is_sent_as_its_bytes() {
     }
     for mode in MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb")]);
-        let post = serve_one(&root, "core.io", "{}");
+        let post = root.post_for("core.io", "{}");
         assert_eq!(post.body_text(), "This is IO!", "{mode:?}: {}", post.path);
     }
 }
@@ -215,9 +168,13 @@ fn a_handler_file_may_replace_the_marshaller_as_on_aws() {
         );
         let want = json!({"body": "Simple response.",
                           "metadata": "Marshaller brought to you by Test Harness Industries."});
-        assert_eq!(response(&root, "user_marshaller.add_metadata", "{}", mode), want, "{mode:?}");
+        assert_eq!(
+            root.response_json("user_marshaller.add_metadata", "{}", mode),
+            want,
+            "{mode:?}"
+        );
         let event = r#"{"numbers":[1,2,3]}"#;
-        let got = response(&root, "user_input_marshaller.squared_input", event, mode);
+        let got = root.response_json("user_input_marshaller.squared_input", event, mode);
         assert_eq!(got, json!([1, 4, 9]), "{mode:?}");
     }
 }
@@ -227,20 +184,15 @@ fn the_context_has_aws_lambda_rics_accessors() {
     if !have("ruby") {
         return;
     }
-    let env = [
-        ("AWS_LAMBDA_FUNCTION_NAME", Some("fn")),
-        ("AWS_LAMBDA_FUNCTION_VERSION", Some("$LATEST")),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some("512")),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", Some("/aws/lambda/fn")),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", Some("2024/01/01/[$LATEST]abc")),
-    ];
+    let env = FUNCTION_VARIABLES;
     for mode in MODES {
         let root = task_root(mode, &[("aws/ctx.rb", "ctx.rb")]);
         let deadline = "4102444800000"; // 2100-01-01
         let event = Event::new("ctx-1", "{}")
             .header("Lambda-Runtime-Deadline-Ms", deadline)
             .header("Lambda-Runtime-Aws-Tenant-Id", "blue");
-        let (posts, _) = serve(&root, "ctx.get_context", &env, vec![event], &[]);
+        let Served { posts, .. } =
+            root.clone().envs(&env).serve("ctx.get_context", vec![event], &[]);
         let got = posts[0].json();
         assert_eq!(got["function_name"], "fn", "{mode:?}: {got}");
         assert_eq!(got["function_version"], "$LATEST", "{mode:?}");
@@ -266,18 +218,20 @@ fn identity_and_client_context_are_decoded_and_absent_ones_are_nil() {
         let identity = r#"{"cognitoIdentityId":"id-1","cognitoIdentityPoolId":"pool-1"}"#;
         let with_identity =
             || Event::new("r1", "{}").header("Lambda-Runtime-Cognito-Identity", identity);
-        let (posts, _) = serve(&root, "ctx.get_cognito_pool_id", &[], vec![with_identity()], &[]);
+        let Served { posts, .. } =
+            root.serve("ctx.get_cognito_pool_id", vec![with_identity()], &[]);
         assert_eq!(posts[0].json(), json!({"cognito_pool_id": "pool-1"}), "{mode:?}");
-        let (posts, _) =
-            serve(&root, "ctx.get_cognito_identity_id", &[], vec![with_identity()], &[]);
+        let Served { posts, .. } =
+            root.serve("ctx.get_cognito_identity_id", vec![with_identity()], &[]);
         assert_eq!(posts[0].json(), json!({"cognito_identity_id": "id-1"}), "{mode:?}");
         let client = r#"{"custom":{"k":"v"},"env":{"make":"x"}}"#;
         let event = Event::new("r1", "{}").header("Lambda-Runtime-Client-Context", client);
-        let (posts, _) = serve(&root, "ctx.echo_context", &[], vec![event], &[]);
+        let Served { posts, .. } = root.serve("ctx.echo_context", vec![event], &[]);
         assert_eq!(posts[0].json(), json!({"custom": {"k": "v"}, "env": {"make": "x"}}));
-        let (posts, _) = serve(&root, "ctx.echo_context", &[], vec![Event::new("r1", "{}")], &[]);
+        let Served { posts, .. } =
+            root.serve("ctx.echo_context", vec![Event::new("r1", "{}")], &[]);
         assert_eq!(posts[0].body_text(), "null", "{mode:?}: no client context is nil");
-        let got = response(&root, "ctx.get_context", "{}", mode);
+        let got = root.response_json("ctx.get_context", "{}", mode);
         assert_eq!(got["tenant_id"], Value::Null, "{mode:?}: no tenant is nil");
     }
 }
@@ -294,7 +248,7 @@ fn each_event_sets_its_own_request_and_trace_ids_and_the_runner_leaves_no_trace_
             Event::new("r2", "{}"),
         ];
         let env = [("BOOTSTRAP_CONVENTION", Some("x"))];
-        let (posts, _) = serve(&root, "env.handler", &env, events, &[]);
+        let Served { posts, .. } = root.clone().envs(&env).serve("env.handler", events, &[]);
         let (first, second) = (posts[0].json(), posts[1].json());
         for (got, id) in [(&first, "r1"), (&second, "r2")] {
             assert_eq!(got["request_id"], id, "{mode:?}: {got}");
@@ -304,7 +258,7 @@ fn each_event_sets_its_own_request_and_trace_ids_and_the_runner_leaves_no_trace_
             assert_eq!(got["convention"], false, "{mode:?}: BOOTSTRAP_CONVENTION is removed");
             assert_eq!(got["framed"], false, "{mode:?}: BOOTSTRAP_FRAMED is removed");
             assert_eq!(got["argv"], json!([]), "{mode:?}: ARGV is empty, as on AWS");
-            let cwd = std::fs::canonicalize(&root.path).unwrap();
+            let cwd = std::fs::canonicalize(root.root()).unwrap();
             let cwd = cwd.display().to_string();
             assert_eq!(got["cwd"], cwd.as_str(), "{mode:?}");
             assert_eq!(got["load_path_head"], cwd.as_str(), "{mode:?}: the task root heads it");
@@ -323,7 +277,8 @@ fn a_handlers_exception_is_function_class_with_its_message_its_frames_and_the_ri
         let root = task_root(mode, &[("aws/core.rb", "core.rb")]);
         let logged =
             ["Error raised from handler method", "\"errorType\": \"Function<ArgumentError>\""];
-        let (posts, log) = serve(&root, "core.broken", &[], vec![Event::new("r1", "{}")], &logged);
+        let Served { posts, log, .. } =
+            root.serve("core.broken", vec![Event::new("r1", "{}")], &logged);
         let post = &posts[0];
         assert_eq!(post.path, EVENT_ERROR, "{mode:?}");
         assert_error(post, "Function<ArgumentError>", &["My error message."]);
@@ -346,14 +301,14 @@ fn a_missing_method_is_a_no_method_error_when_the_event_runs_not_an_init_error()
     for mode in MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb")]);
         let logged = ["Critical exception from handler"];
-        let (posts, _) = serve(&root, "core.nosuch", &[], vec![Event::new("r1", "{}")], &logged);
+        let Served { posts, .. } = root.serve("core.nosuch", vec![Event::new("r1", "{}")], &logged);
         assert_eq!(posts[0].path, EVENT_ERROR, "{mode:?}: {}", posts[0].body_text());
         assert_error(&posts[0], "Function<NoMethodError>", &["undefined method", "nosuch"]);
-        let (posts, _) = serve(&root, "core.Nope.ping", &[], vec![Event::new("r1", "{}")], &[]);
+        let Served { posts, .. } = root.serve("core.Nope.ping", vec![Event::new("r1", "{}")], &[]);
         assert_eq!(posts[0].path, EVENT_ERROR, "{mode:?}: {}", posts[0].body_text());
         assert_error(&posts[0], "Function<NameError>", &["uninitialized constant", "Nope"]);
-        let (posts, _) =
-            serve(&root, "core.HandlerClass.nosuch", &[], vec![Event::new("r1", "{}")], &[]);
+        let Served { posts, .. } =
+            root.serve("core.HandlerClass.nosuch", vec![Event::new("r1", "{}")], &[]);
         assert_error(&posts[0], "Function<NoMethodError>", &["nosuch", "HandlerClass"]);
     }
 }
@@ -371,7 +326,7 @@ fn exit_and_endless_recursion_are_the_handlers_errors_and_the_next_event_still_r
         ] {
             let handler = format!("pandoras_box.{method}");
             let events = vec![Event::new("r1", "{}"), Event::new("r2", "{}")];
-            let (posts, _) = serve(&root, &handler, &[], events, &[]);
+            let Served { posts, .. } = root.serve(&handler, events, &[]);
             for (post, id) in posts.iter().zip(["r1", "r2"]) {
                 let path = format!("/2018-06-01/runtime/invocation/{id}/error");
                 assert_eq!(post.path, path, "{method} {mode:?}: {}", post.body_text());
@@ -405,7 +360,7 @@ fn code_that_does_not_load_is_an_init_error_named_after_its_class() {
 /// The error for `syntax.rb`, which does not compile: `Init<SyntaxError>` from the runner, in
 /// every mode (bootstrap leaves syntax errors to the language runners).
 #[track_caller]
-fn syntax_error(mode: Mode, root: &TaskRoot) -> Post {
+fn syntax_error(mode: Mode, root: &Lambda) -> Post {
     let (post, log) = load_error(mode, root, "syntax.handler");
     assert_error(&post, "Init<SyntaxError>", &["syntax.rb:"]);
     assert!(log.contains("\"errorType\": \"Init<SyntaxError>\""), "{mode:?}: {log}");
@@ -469,8 +424,8 @@ fn puts_print_stdout_stderr_and_subprocesses_go_to_the_log_never_the_response() 
     ];
     for mode in MODES {
         let root = task_root(mode, &[("aws/output.rb", "output.rb")]);
-        let (posts, log) =
-            serve(&root, "output.handler", &[], vec![Event::new("r1", "{}")], &lines);
+        let Served { posts, log, .. } =
+            root.serve("output.handler", vec![Event::new("r1", "{}")], &lines);
         assert_eq!(posts[0].body_text(), "\"ok\"", "{mode:?}: only the result is the response");
         for line in lines {
             assert!(log.contains(line), "{mode:?}: {line:?} is not in the log:\n{log}");
@@ -486,7 +441,7 @@ fn loggers_on_stdout_and_stderr_write_the_rics_format_with_the_request_id() {
     for mode in MODES {
         let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
         let event = || Event::new("req-7", r#"{"messages":["first","two\nlines"]}"#);
-        let (posts, log) = serve(&root, "log.log_to_stdout", &[], vec![event()], &["first"]);
+        let Served { posts, log, .. } = root.serve("log.log_to_stdout", vec![event()], &["first"]);
         assert_eq!(posts[0].body_text(), "\"ok\"", "{mode:?}");
         let line = log.lines().find(|l| l.ends_with("-- : first")).unwrap_or_default();
         assert!(
@@ -495,7 +450,7 @@ fn loggers_on_stdout_and_stderr_write_the_rics_format_with_the_request_id() {
         );
         // One record per message: its own line break is a carriage return.
         assert!(log.contains("INFO req-7 -- : two\rlines\n"), "{mode:?}: {log:?}");
-        let (_, log) = serve(&root, "log.log_to_stderr", &[], vec![event()], &["first"]);
+        let Served { log, .. } = root.serve("log.log_to_stderr", vec![event()], &["first"]);
         assert!(log.contains("] ERROR req-7 -- prog: first\n"), "{mode:?}: {log}");
     }
 }
@@ -509,11 +464,12 @@ fn puts_of_an_array_or_a_frozen_string_logs_each_line() {
         let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
         let event = Event::new("r1", r#"{"messages":["alpha-line","beta-line"]}"#);
         let waits = ["alpha-line", "beta-line"];
-        let (posts, log) = serve(&root, "log.put_message", &[], vec![event], &waits);
+        let Served { posts, log, .. } = root.serve("log.put_message", vec![event], &waits);
         assert_eq!(posts[0].body_text(), "\"ok\"", "{mode:?}");
         assert!(log.contains("alpha-line\n") && log.contains("beta-line\n"), "{mode:?}: {log}");
         let event = Event::new("r1", r#"{"messages":"frozen-line"}"#);
-        let (posts, _) = serve(&root, "log.put_frozen_string", &[], vec![event], &["frozen-line"]);
+        let Served { posts, .. } =
+            root.serve("log.put_frozen_string", vec![event], &["frozen-line"]);
         assert_eq!(posts[0].body_text(), "\"ok\"", "{mode:?}");
     }
 }
@@ -527,8 +483,8 @@ fn a_logger_on_a_file_is_left_alone() {
         let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
         let file = root.file("app.log").display().to_string();
         let body = json!({"messages": ["into-the-file"], "file_path": file}).to_string();
-        let (posts, log) =
-            serve(&root, "log.log_to_file_and_read_back", &[], vec![Event::new("r1", body)], &[]);
+        let Served { posts, log, .. } =
+            root.serve("log.log_to_file_and_read_back", vec![Event::new("r1", body)], &[]);
         let content = posts[0].json();
         let content = content.as_str().unwrap_or_default();
         assert!(
@@ -549,7 +505,7 @@ fn libraries_aws_loads_before_the_handler_need_no_require() {
         let want = json!({"uri": "/a", "net_http": "Net::HTTP", "secure_random": 8,
                           "logger": "Logger", "json": "[1]", "string_io": "x", "time": 2020,
                           "timeout": "Timeout"});
-        assert_eq!(response(&root, "stdlib.handler", "{}", mode), want, "{mode:?}");
+        assert_eq!(root.response_json("stdlib.handler", "{}", mode), want, "{mode:?}");
     }
 }
 
@@ -561,7 +517,7 @@ fn a_top_level_handler_runs_on_one_lambda_handler_object_per_process() {
     for mode in MODES {
         let root = task_root(mode, &[("aws/state.rb", "state.rb")]);
         let events = vec![Event::new("r1", "{}"), Event::new("r2", "{}")];
-        let (posts, _) = serve(&root, "state.count", &[], events, &[]);
+        let Served { posts, .. } = root.serve("state.count", events, &[]);
         let second = if mode == Mode::Warm { 2 } else { 1 };
         assert_eq!(posts[0].json(), json!({"calls": 1, "self": "LambdaHandler"}), "{mode:?}");
         assert_eq!(posts[1].json(), json!({"calls": second, "self": "LambdaHandler"}), "{mode:?}");
@@ -577,7 +533,7 @@ fn an_event_that_is_not_json_stops_the_runtime_as_it_stops_aws_lambda_ric() {
         let root = task_root(mode, &[("echo.rb", "echo.rb")]);
         let events = vec![Event::new("r1", "{not json"), Event::new("r2", r#"{"a":1}"#)];
         let logged = ["\"errorType\": \"Init<JSON::ParserError>\""];
-        let (posts, _) = serve(&root, "echo.handler", &[], events, &logged);
+        let Served { posts, .. } = root.serve("echo.handler", events, &logged);
         assert_eq!(posts[0].path, EVENT_ERROR, "{mode:?}");
         assert_error(&posts[0], "Runtime.ExitError", &["status 252"]);
         assert_eq!(posts[1].json(), json!({"a": 1, "reply": "ruby ok"}), "{mode:?}");
@@ -595,7 +551,7 @@ fn neither_an_event_nor_a_handler_name_ever_becomes_code() {
         let touch = format!("touch {}", marker.display());
         let event =
             json!({"s": format!("#{{`{touch}`}}"), "t": format!("\"; system('{touch}'); \"")});
-        let got = response(&root, "echo.handler", &event.to_string(), mode);
+        let got = root.response_json("echo.handler", &event.to_string(), mode);
         assert_eq!(got["s"], event["s"], "{mode:?}");
         assert_eq!(got["t"], event["t"], "{mode:?}");
         // Kernel methods as handler names are called with the keywords, as on AWS: none of
@@ -603,8 +559,7 @@ fn neither_an_event_nor_a_handler_name_ever_becomes_code() {
         for method in
             ["eval", "instance_eval", "system", "exec", "spawn", "require", "load", "open"]
         {
-            let post =
-                serve_one(&root, &format!("echo.{method}"), &json!({"cmd": touch}).to_string());
+            let post = root.post_for(&format!("echo.{method}"), &json!({"cmd": touch}).to_string());
             assert_eq!(post.path, EVENT_ERROR, "{method} {mode:?}: {}", post.body_text());
             let error_type = post.json()["errorType"].as_str().unwrap_or_default().to_string();
             assert!(error_type.starts_with("Function<"), "{method} {mode:?}: {error_type}");
@@ -629,19 +584,20 @@ fn the_language_fixtures_echo_report_context_raise_and_fail_to_compile() {
             ],
         );
         let events = vec![Event::new("r1", r#"{"a":[1,"x"]}"#)];
-        let (posts, log) = serve(&root, "echo.handler", &[], events, &["log line from handler"]);
+        let Served { posts, log, .. } =
+            root.serve("echo.handler", events, &["log line from handler"]);
         assert_eq!(posts[0].json(), json!({"a": [1, "x"], "reply": "ruby ok"}), "{mode:?}");
         assert!(log.contains("log line from handler"), "{mode:?}");
         let event =
             Event::new("ctx-1", "{}").header("Lambda-Runtime-Trace-Id", "Root=1-abc;Sampled=1");
-        let (posts, _) = serve(&root, "context.handler", &[], vec![event], &[]);
+        let Served { posts, .. } = root.serve("context.handler", vec![event], &[]);
         let got = posts[0].json();
         assert_eq!(got["aws_request_id"], "ctx-1", "{mode:?}: {got}");
         assert_eq!(got["trace_id"], "Root=1-abc;Sampled=1", "{mode:?}");
         assert_eq!(got["invoked_function_arn"], ARN, "{mode:?}");
         let remaining = got["remaining_ms"].as_i64().unwrap_or(-1);
         assert!((1..=30_000).contains(&remaining), "{mode:?}: remaining_ms {remaining}");
-        let post = serve_one(&root, "raise.handler", "{}");
+        let post = root.post_for("raise.handler", "{}");
         assert_error(&post, "Function<ArgumentError>", &["bad input"]);
         syntax_error(mode, &root);
     }
@@ -656,32 +612,9 @@ fn ruby_recovers_from_a_hang_a_crash_and_an_exit_in_every_mode() {
         .into_iter()
         .map(|mode| {
             std::thread::spawn(move || {
-                let api = MockApi::start();
-                let root = task_root(mode, &[("misbehave.rb", "m.rb")]);
-                let bootstrap = Bootstrap::start(&api, &root, "m.handler");
-                let expected = [
-                    ("sleep", "Runtime.Timeout", "timed out"),
-                    ("segv", "Runtime.ExitError", "SIGSEGV"),
-                    ("exit", "Runtime.ExitError", "status 3"),
-                ];
-                for (i, (what, error_type, message)) in expected.into_iter().enumerate() {
-                    let id = format!("ruby-{i}");
-                    let mut event = Event::new(&id, format!("{{\"do\":\"{what}\"}}"));
-                    if what == "sleep" {
-                        // Only the hang needs a near deadline; the others keep 30 s.
-                        event = event.deadline_in(std::time::Duration::from_millis(1500));
-                    }
-                    api.push(event);
-                    let post = api.expect_post(&format!("/runtime/invocation/{id}/error"));
-                    assert_error(&post, error_type, &[message]);
-                }
-                api.push(Event::new("ok", "{\"do\":\"nothing\"}"));
-                let body = api.expect_post("/runtime/invocation/ok/response").body_text();
-                assert_eq!(body, "\"fine\"", "{mode:?}");
-                // The loop retires a worker that served its events, and readies the next,
-                // before it asks for the next event: wait for that request.
-                api.wait_for_polls(5);
-                assert_children_at_most(&bootstrap, if mode == Mode::Plain { 0 } else { 1 });
+                let run = task_root(mode, &[("misbehave.rb", "m.rb")]).start("m.handler");
+                assert_eq!(misbehave_then_serve(&run, "ruby"), "\"fine\"", "{mode:?}");
+                run.assert_children_at_most(if mode == Mode::Plain { 0 } else { 1 });
             })
         })
         .collect();
@@ -695,11 +628,12 @@ fn bootstrap_invoke_runs_a_ruby_handler_by_its_aws_name() {
     if !have("ruby") {
         return;
     }
-    let root = task_root(Mode::Ahead, &[("aws/core.rb", "core.rb")]);
-    let args = ["invoke", "--handler", "core.DeepModule::Handler.ping", "-"];
-    let out = run_cli(&root, &args, &[], Some(br#"{"msg":"cli"}"#));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), r#""Deep Module Message: 'cli'""#);
+    let out = task_root(Mode::Ahead, &[("aws/core.rb", "core.rb")])
+        .cli(&["invoke", "--handler", "core.DeepModule::Handler.ping", "-"])
+        .stdin(r#"{"msg":"cli"}"#)
+        .run();
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(out.stdout, r#""Deep Module Message: 'cli'""#);
 }
 
 #[test]
@@ -711,7 +645,7 @@ fn the_frame_pipes_never_reach_the_handlers_subprocesses() {
     // response's copy of stdout included, are close-on-exec already.
     for mode in [Mode::Ahead, Mode::Warm] {
         let root = task_root(mode, &[("aws/fds.rb", "fds.rb")]);
-        let got = response(&root, "fds.handler", "{}", mode);
+        let got = root.response_json("fds.handler", "{}", mode);
         let runner = got["runner"].as_array().cloned().unwrap_or_default();
         let subprocess = got["subprocess"].as_array().cloned().unwrap_or_default();
         assert_eq!(runner.len(), 2, "{mode:?}: {got}");
@@ -732,7 +666,8 @@ fn under_the_json_log_format_logger_lines_keep_the_rics_text_as_their_message() 
         let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
         let event = Event::new("req-8", r#"{"messages":["json-first"]}"#);
         let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))];
-        let (_, log) = serve(&root, "log.log_to_stdout", &env, vec![event], &["json-first"]);
+        let Served { log, .. } =
+            root.clone().envs(&env).serve("log.log_to_stdout", vec![event], &["json-first"]);
         let record = log
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -772,6 +707,6 @@ fn gems_vendored_into_the_function_load_as_on_lambda() {
             ],
         );
         let want = json!({"greeting": "hello from vendor/bundle", "version": "1.2.3"});
-        assert_eq!(response(&root, "uses_gem.handler", "{}", mode), want, "{mode:?}");
+        assert_eq!(root.response_json("uses_gem.handler", "{}", mode), want, "{mode:?}");
     }
 }

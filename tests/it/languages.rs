@@ -41,7 +41,7 @@ fn serve_each_mode(
         .into_iter()
         .map(|mode| {
             let lambda = language(lang, ext, fixture, "handler", mode);
-            let Served { mut posts, log } =
+            let Served { mut posts, log, .. } =
                 lambda.serve("handler.handler", vec![event.clone()], log_has);
             (mode, posts.remove(0), log)
         })
@@ -92,8 +92,7 @@ fn context_reaches_every_language() {
             assert_eq!(body["aws_request_id"], "ctx-1", "{lang} {mode:?}: {body}");
             assert_eq!(body["trace_id"], "Root=1-abc;Sampled=1", "{lang} {mode:?}: {body}");
             if lang != "shell" {
-                let arn = "arn:aws:lambda:us-east-1:123456789012:function:test";
-                assert_eq!(body["invoked_function_arn"], arn, "{lang} {mode:?}");
+                assert_eq!(body["invoked_function_arn"], ARN, "{lang} {mode:?}");
                 let remaining = body["remaining_ms"].as_i64().unwrap_or(-1);
                 let plausible = (1..=30_000).contains(&remaining);
                 assert!(plausible, "{lang} {mode:?}: remaining_ms {remaining}");
@@ -245,26 +244,8 @@ fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
         .map(|(lang, ext, mode)| {
             std::thread::spawn(move || {
                 let run = language(lang, ext, "misbehave", "m", mode).start("m.handler");
-                let expected = [
-                    ("sleep", "Runtime.Timeout", "timed out"),
-                    ("segv", "Runtime.ExitError", "SIGSEGV"),
-                    ("exit", "Runtime.ExitError", "status 3"),
-                ];
-                for (i, (what, error_type, message)) in expected.into_iter().enumerate() {
-                    let id = format!("{lang}-{i}");
-                    let mut event = Event::new(&id, format!("{{\"do\":\"{what}\"}}"));
-                    if what == "sleep" {
-                        // Only the hang needs a near deadline; the others keep 30 s, so a slow
-                        // interpreter start on a loaded machine cannot turn them into timeouts.
-                        event = event.deadline_in(std::time::Duration::from_millis(1500));
-                    }
-                    assert_error(&run.error_for(event), error_type, &[message]);
-                }
-                let body = run.response_to(Event::new("ok", "{\"do\":\"nothing\"}")).body_text();
+                let body = misbehave_then_serve(&run, lang);
                 assert!(body == "fine" || body == "\"fine\"", "{lang} {mode:?}: {body}");
-                // The loop retires a worker that served its events, and readies the next,
-                // before it asks for the next event: wait for that request.
-                run.api.wait_for_polls(5);
                 run.assert_children_at_most(if mode == Mode::Plain { 0 } else { 1 });
             })
         })

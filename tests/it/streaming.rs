@@ -30,10 +30,7 @@ fn a_failure_after_output_started_ends_the_stream_with_error_trailers() {
     assert_eq!(post.body_text(), "partial");
     run.wait_for_log("r1 failed in");
     assert_eq!(post.trailer("Lambda-Runtime-Function-Error-Type"), Some("Runtime.ExitError"));
-    let body = decode_base64(
-        post.trailer("Lambda-Runtime-Function-Error-Body").expect("error body trailer"),
-    );
-    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let error = post.error_trailer();
     assert_eq!(error["errorType"], "Runtime.ExitError");
     assert!(error["errorMessage"].as_str().unwrap().contains("status 3"), "{error}");
     // The loop goes on.

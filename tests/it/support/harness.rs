@@ -10,13 +10,16 @@
 //! ```
 
 use std::ffi::OsString;
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use super::mock_api::{Event, MockApi, Post};
 use super::{
-    Bootstrap, Mode, TaskRoot, bootstrap_command, children, clean_environment, run_to_end,
+    Bootstrap, Mode, RESPONSE, TaskRoot, bootstrap_command, children, clean_environment, run_to_end,
 };
 
 /// A function as Lambda would run it: a task root of its own, removed once the last `Lambda`,
@@ -58,6 +61,15 @@ impl Lambda {
     /// Copies `tests/fixtures/<rel>` in as `name`.
     pub fn fixture(self, rel: &str, name: &str) -> Lambda {
         self.root.put_fixture(rel, name);
+        self
+    }
+
+    /// Copies each `(from, to)`: `tests/fixtures/<dir>/<from>` in as `to` (`dir` may be "").
+    pub fn fixtures(self, dir: &str, files: &[(&str, &str)]) -> Lambda {
+        for (from, to) in files {
+            let rel = Path::new(dir).join(from);
+            self.root.put_fixture(rel.to_str().expect("a UTF-8 fixture path"), to);
+        }
         self
     }
 
@@ -153,7 +165,21 @@ impl Lambda {
         for text in log_has {
             run.wait_for_log(text);
         }
-        Served { posts, log: run.stop() }
+        Served { posts, log: run.stop(), root: self.clone() }
+    }
+
+    /// The post for one event `r1` with `body`, through a bootstrap with `handler`.
+    pub fn post_for(&self, handler: &str, body: &str) -> Post {
+        self.serve(handler, vec![Event::new("r1", body)], &[]).posts.remove(0)
+    }
+
+    /// The response to one event `r1` with `body`, as JSON, asserting it was a response; `case`
+    /// names the case (e.g. the mode) in a failure.
+    #[track_caller]
+    pub fn response_json(&self, handler: &str, body: &str, case: impl Debug) -> Value {
+        let post = self.post_for(handler, body);
+        assert_eq!(post.path, RESPONSE, "{handler} {case:?}: {}", post.body_text());
+        post.json()
     }
 
     /// bootstrap as a command (`invoke`, `check`, `--help`): `run` it for its `Outcome`.
@@ -300,6 +326,8 @@ impl Run {
 pub struct Served {
     pub posts: Vec<Post>,
     pub log: String,
+    /// Where it ran, for the paths in what it saw.
+    pub root: Lambda,
 }
 
 /// bootstrap as a command, not yet run.
@@ -353,7 +381,7 @@ impl Outcome {
 
     /// stdout as JSON.
     #[track_caller]
-    pub fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.stdout_bytes).unwrap_or_else(|e| {
             panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr)
         })

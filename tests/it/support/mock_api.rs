@@ -19,6 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// How long a test waits for something the binary should do at once; a guard, not a delay.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The function ARN of every `Event::new`.
+pub const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:test";
+
 /// One `/next` answer.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -35,10 +38,7 @@ impl Event {
             headers: vec![
                 ("Lambda-Runtime-Aws-Request-Id".into(), id.into()),
                 ("Lambda-Runtime-Deadline-Ms".into(), deadline_in(Duration::from_secs(30))),
-                (
-                    "Lambda-Runtime-Invoked-Function-Arn".into(),
-                    "arn:aws:lambda:us-east-1:123456789012:function:test".into(),
-                ),
+                ("Lambda-Runtime-Invoked-Function-Arn".into(), ARN.into()),
                 ("Content-Type".into(), "application/json".into()),
             ],
             body: body.into(),
@@ -187,6 +187,14 @@ impl Post {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!("post to {} is not JSON ({e}): {}", self.path, self.body_text())
         })
+    }
+
+    /// The error document of a stream that failed: its `Lambda-Runtime-Function-Error-Body`
+    /// trailer, decoded.
+    #[track_caller]
+    pub fn error_trailer(&self) -> serde_json::Value {
+        let body = self.trailer("Lambda-Runtime-Function-Error-Body").expect("error body trailer");
+        serde_json::from_slice(&super::decode_base64(body)).expect("the error body is JSON")
     }
 }
 

@@ -17,9 +17,22 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
-#[allow(unused_imports)] // Until every module is written with the harness.
 pub use harness::{Lambda, Outcome, Run, Served};
-pub use mock_api::{Event, MockApi, PATIENCE, Post};
+pub use mock_api::{ARN, Event, MockApi, PATIENCE, Post};
+
+/// Where the posts for the request id `r1` go, and an init error (`Post::path`).
+pub const RESPONSE: &str = "/2018-06-01/runtime/invocation/r1/response";
+pub const EVENT_ERROR: &str = "/2018-06-01/runtime/invocation/r1/error";
+pub const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
+
+/// The function-level variables Lambda sets: name, version, memory size, log group and stream.
+pub const FUNCTION_VARIABLES: [(&str, Option<&str>); 5] = [
+    ("AWS_LAMBDA_FUNCTION_NAME", Some("fn")),
+    ("AWS_LAMBDA_FUNCTION_VERSION", Some("$LATEST")),
+    ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some("512")),
+    ("AWS_LAMBDA_LOG_GROUP_NAME", Some("/aws/lambda/fn")),
+    ("AWS_LAMBDA_LOG_STREAM_NAME", Some("2024/01/01/[$LATEST]abc")),
+];
 
 /// The binary cargo built for this host.
 pub const BIN: &str = env!("CARGO_BIN_EXE_bootstrap");
@@ -365,6 +378,31 @@ pub fn assert_no_panic(log: &str) {
     assert!(!log.contains("panicked"), "bootstrap panicked:\n{log}");
 }
 
+/// Serves the `misbehave` fixture three events it fails, a hang past a near deadline, a SIGSEGV
+/// and exit 3, asserting each error, then an ordinary one. Returns that one's answer once
+/// bootstrap has asked for the next event: a worker that served its events is retired, and the
+/// next readied, before that request. `lang` prefixes the request ids.
+#[track_caller]
+pub fn misbehave_then_serve(run: &Run, lang: &str) -> String {
+    let expected = [
+        ("sleep", "Runtime.Timeout", "timed out"),
+        ("segv", "Runtime.ExitError", "SIGSEGV"),
+        ("exit", "Runtime.ExitError", "status 3"),
+    ];
+    for (i, (what, error_type, message)) in expected.into_iter().enumerate() {
+        let mut event = Event::new(&format!("{lang}-{i}"), format!("{{\"do\":\"{what}\"}}"));
+        if what == "sleep" {
+            // Only the hang needs a near deadline; the others keep 30 s, so a slow
+            // interpreter start on a loaded machine cannot turn them into timeouts.
+            event = event.deadline_in(std::time::Duration::from_millis(1500));
+        }
+        assert_error(&run.error_for(event), error_type, &[message]);
+    }
+    let body = run.response_to(Event::new("ok", "{\"do\":\"nothing\"}")).body_text();
+    run.api.wait_for_polls(5);
+    body
+}
+
 /// Whether a process is gone (or only a zombie waiting for its reaper).
 pub fn is_gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -391,18 +429,6 @@ pub fn children(pid: u32) -> Vec<(u32, char)> {
         }
     }
     found
-}
-
-/// Asserts that bootstrap has at most `n` children: in framed modes, the worker started ahead
-/// for the next event may already be running.
-#[track_caller]
-pub fn assert_children_at_most(bootstrap: &Bootstrap, n: usize) {
-    let left = children(bootstrap.pid());
-    let zombies = left.iter().any(|(_, state)| *state == 'Z');
-    assert!(
-        left.len() <= n && !zombies,
-        "processes left behind by the last event (pid, state): {left:?}"
-    );
 }
 
 /// How the built-in language runners are run. Language tests run in every mode, so the framed
