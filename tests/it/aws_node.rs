@@ -16,16 +16,12 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:test";
-const RESPONSE: &str = "/2018-06-01/runtime/invocation/r1/response";
-const EVENT_ERROR: &str = "/2018-06-01/runtime/invocation/r1/error";
-const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
 const NODE_JS_EXIT: &str = "The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly caused by a Promise that was never settled. For more information, see https://nodejs.org/docs/latest/api/process.html#exit-codes";
 const CALLBACK_WARNING: &str = "AWS Lambda plans to remove support for callback-based function handlers starting with Node.js 24.";
 
 /// A task root in `mode` holding every file under `tests/fixtures/node/aws/<dir>`, at the
 /// same relative paths under `under` ("" for the root itself).
-fn tree(mode: Mode, dir: &str, under: &str) -> TaskRoot {
+fn tree(mode: Mode, dir: &str, under: &str) -> Lambda {
     fn walk(base: &Path, dir: &Path, found: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).expect("read fixture dir").flatten() {
             let path = entry.path();
@@ -40,53 +36,15 @@ fn tree(mode: Mode, dir: &str, under: &str) -> TaskRoot {
     let base = fixture(&format!("node/aws/{dir}"));
     let mut files = Vec::new();
     walk(&base, &base, &mut files);
-    files.into_iter().fold(TaskRoot::new().mode(mode), |root, rel| {
+    files.into_iter().fold(Lambda::new().mode(mode), |root, rel| {
         let to = if under.is_empty() { rel.clone() } else { format!("{under}/{rel}") };
-        root.copy(&format!("node/aws/{dir}/{rel}"), &to)
+        root.fixture(&format!("node/aws/{dir}/{rel}"), &to)
     })
 }
 
 /// A task root in `mode` with the one fixture `tests/fixtures/node/aws/<file>`.
-fn one(mode: Mode, file: &str) -> TaskRoot {
-    TaskRoot::new().mode(mode).copy(&format!("node/aws/{file}"), file)
-}
-
-/// Runs bootstrap with `handler`, pushing each event after the previous one was answered;
-/// returns the posts, and the log once each of `log_has` has reached it (a framed worker's
-/// output reaches the log on its own thread, maybe after the answer).
-fn serve(
-    root: &TaskRoot,
-    handler: &str,
-    env: &[(&str, Option<&str>)],
-    events: Vec<Event>,
-    log_has: &[&str],
-) -> (Vec<Post>, String) {
-    let api = MockApi::start();
-    let bootstrap = Bootstrap::start_with(&api, root, handler, env);
-    let posts = events
-        .into_iter()
-        .map(|event| {
-            api.push(event);
-            api.next_post()
-        })
-        .collect();
-    for text in log_has {
-        bootstrap.wait_for_log(text);
-    }
-    (posts, bootstrap.stop())
-}
-
-/// The post for one event `body` with id r1.
-fn serve_one(root: &TaskRoot, handler: &str, body: &str) -> Post {
-    serve(root, handler, &[], vec![Event::new("r1", body)], &[]).0.remove(0)
-}
-
-/// The response of one event as JSON, asserting it was a response.
-#[track_caller]
-fn response(root: &TaskRoot, handler: &str, body: &str, mode: Mode) -> Value {
-    let post = serve_one(root, handler, body);
-    assert_eq!(post.path, RESPONSE, "{handler} {mode:?}: {}", post.body_text());
-    post.json()
+fn one(mode: Mode, file: &str) -> Lambda {
+    Lambda::new().mode(mode).fixture(&format!("node/aws/{file}"), file)
 }
 
 /// Asserts an error document as AWS's Node runtime posts it: exactly errorType,
@@ -109,8 +67,8 @@ fn node_error(post: &Post, error_type: &str, message: &str, what: &str) -> Value
 
 /// The error of one event that fails while running, asserting its endpoint.
 #[track_caller]
-fn event_error(root: &TaskRoot, handler: &str, body: &str, mode: Mode) -> Post {
-    let post = serve_one(root, handler, body);
+fn event_error(root: &Lambda, handler: &str, body: &str, mode: Mode) -> Post {
+    let post = root.post_for(handler, body);
     assert_eq!(post.path, EVENT_ERROR, "{handler} {mode:?}: {}", post.body_text());
     post
 }
@@ -121,11 +79,9 @@ fn event_error(root: &TaskRoot, handler: &str, body: &str, mode: Mode) -> Post {
 /// plain mode bootstrap's own syntax check (`node --check`) may find a syntax error first: an
 /// init error of its own, with no `trace` and no record from the runner.
 #[track_caller]
-fn load_error(mode: Mode, root: &TaskRoot, handler: &str) -> (Post, String) {
-    let api = MockApi::start();
-    let bootstrap = Bootstrap::start(&api, root, handler);
-    api.push(Event::new("r1", "{}"));
-    let post = api.next_post();
+fn load_error(mode: Mode, root: &Lambda, handler: &str) -> (Post, String) {
+    let run = root.start(handler);
+    let post = run.invoke(Event::new("r1", "{}"));
     let from_runner = post.json().get("trace").is_some();
     let init_allowed = mode != Mode::Plain || !from_runner;
     assert!(
@@ -135,9 +91,9 @@ fn load_error(mode: Mode, root: &TaskRoot, handler: &str) -> (Post, String) {
         post.body_text()
     );
     if from_runner {
-        bootstrap.wait_for_log("\tERROR\tUncaught Exception \t{");
+        run.wait_for_log("\tERROR\tUncaught Exception \t{");
     }
-    (post, bootstrap.stop())
+    (post, run.stop())
 }
 
 /// The trace lines of an error document.
@@ -150,8 +106,7 @@ fn trace(body: &Value) -> Vec<String> {
 #[track_caller]
 fn trailer_error(post: &Post) -> Value {
     assert!(post.trailer("Lambda-Runtime-Function-Error-Type").is_some(), "{:?}", post.trailers);
-    let body = post.trailer("Lambda-Runtime-Function-Error-Body").expect("error body trailer");
-    serde_json::from_slice(&decode_base64(body)).expect("the error body is JSON")
+    post.error_trailer()
 }
 
 /// The log lines that are AWS text records of `request_id`, each split into its four
@@ -192,14 +147,14 @@ fn an_async_handler_answers_with_its_resolved_value_json_encoded() {
     for mode in MODES {
         let root = tree(mode, "handlers", "");
         let event = r#"{"a":[1,"x"],"s":"é"}"#;
-        assert_eq!(response(&root, "core.echo", event, mode), json!({"a": [1, "x"], "s": "é"}));
-        let got = response(&root, "core.ping", r#"{"msg":"x"}"#, mode);
+        assert_eq!(root.response_json("core.echo", event, mode), json!({"a": [1, "x"], "s": "é"}));
+        let got = root.response_json("core.ping", r#"{"msg":"x"}"#, mode);
         assert_eq!(got, json!({"msg": "pong[x]"}), "{mode:?}");
-        let got = response(&root, "isAsync.handlerAsync", "{}", mode);
+        let got = root.response_json("isAsync.handlerAsync", "{}", mode);
         assert_eq!(got, json!({"statusCode": 200, "body": "\"Hello from Lambda!\""}), "{mode:?}");
         let root = one(mode, "shapes.js");
-        assert_eq!(response(&root, "shapes.promise", "{}", mode), json!("from promise"));
-        assert_eq!(response(&root, "shapes.undef", "{}", mode), Value::Null, "{mode:?}");
+        assert_eq!(root.response_json("shapes.promise", "{}", mode), json!("from promise"));
+        assert_eq!(root.response_json("shapes.undef", "{}", mode), Value::Null, "{mode:?}");
     }
 }
 
@@ -210,10 +165,10 @@ fn a_callback_handler_answers_through_its_callback() {
     }
     for mode in MODES {
         let root = one(mode, "shapes.js");
-        let got = response(&root, "shapes.callback", r#"{"k":1}"#, mode);
+        let got = root.response_json("shapes.callback", r#"{"k":1}"#, mode);
         assert_eq!(got, json!({"via": "callback", "event": {"k": 1}}), "{mode:?}");
         let root = tree(mode, "handlers", "");
-        let got = response(&root, "isAsyncCallback.handler", "{}", mode);
+        let got = root.response_json("isAsyncCallback.handler", "{}", mode);
         let body = json!({"message": "hello world"}).to_string();
         assert_eq!(got, json!({"statusCode": 200, "body": body}), "{mode:?}");
     }
@@ -226,8 +181,8 @@ fn context_succeed_fail_and_done_answer_as_on_aws() {
     }
     for mode in MODES {
         let root = one(mode, "shapes.js");
-        assert_eq!(response(&root, "shapes.succeed", "{}", mode), json!({"via": "succeed"}));
-        assert_eq!(response(&root, "shapes.done", "{}", mode), json!("done ok"), "{mode:?}");
+        assert_eq!(root.response_json("shapes.succeed", "{}", mode), json!({"via": "succeed"}));
+        assert_eq!(root.response_json("shapes.done", "{}", mode), json!("done ok"), "{mode:?}");
         let post = event_error(&root, "shapes.fail", "{}", mode);
         let body = node_error(&post, "RangeError", "failed", "fail");
         assert_eq!(trace(&body)[0], "RangeError: failed", "{mode:?}");
@@ -269,11 +224,11 @@ fn a_handler_that_neither_returns_a_promise_nor_calls_back_answers_null_when_the
     for mode in MODES {
         let root = one(mode, "shapes.js");
         // Its return value is not the answer: AWS answers null once nothing is left to run.
-        assert_eq!(response(&root, "shapes.sync", "{}", mode), Value::Null, "{mode:?}");
-        assert_eq!(response(&root, "shapes.syncNever", "{}", mode), Value::Null, "{mode:?}");
+        assert_eq!(root.response_json("shapes.sync", "{}", mode), Value::Null, "{mode:?}");
+        assert_eq!(root.response_json("shapes.syncNever", "{}", mode), Value::Null, "{mode:?}");
         let root = tree(mode, "handlers", "");
-        assert_eq!(response(&root, "defaultHandler.default", "{}", mode), Value::Null);
-        assert_eq!(response(&root, "isAsync.handlerNotAsync", "{}", mode), Value::Null);
+        assert_eq!(root.response_json("defaultHandler.default", "{}", mode), Value::Null);
+        assert_eq!(root.response_json("isAsync.handlerNotAsync", "{}", mode), Value::Null);
     }
 }
 
@@ -284,10 +239,8 @@ fn an_async_handler_that_never_settles_fails_with_runtime_node_js_exit() {
     }
     for mode in MODES {
         let root = one(mode, "shapes.js");
-        let (posts, _) = serve(
-            &root,
+        let Served { posts, .. } = root.serve(
             "shapes.asyncNever",
-            &[],
             vec![Event::new("r1", "{}")],
             &["\tr1\tERROR\tInvoke Error \t{\"errorType\":\"Runtime.NodeJsExit\""],
         );
@@ -304,7 +257,7 @@ fn only_the_first_answer_of_a_handler_counts() {
     }
     for mode in MODES {
         let root = one(mode, "shapes.js");
-        assert_eq!(response(&root, "shapes.twice", "{}", mode), json!("first"), "{mode:?}");
+        assert_eq!(root.response_json("shapes.twice", "{}", mode), json!("first"), "{mode:?}");
     }
 }
 
@@ -316,15 +269,15 @@ fn the_callback_waits_for_the_empty_event_loop_unless_told_not_to() {
     for mode in MODES {
         let root = one(mode, "shapes.js");
         // The result is encoded after the handler's timer ran, or at once.
-        let got = response(&root, "shapes.waits", "{}", mode);
+        let got = root.response_json("shapes.waits", "{}", mode);
         assert_eq!(got, json!({"timerRan": true}), "{mode:?}");
-        let got = response(&root, "shapes.noWait", "{}", mode);
+        let got = root.response_json("shapes.noWait", "{}", mode);
         assert_eq!(got, json!({"timerRan": false}), "{mode:?}");
         // The client's own handlers with beforeExit listeners of their own.
         let root = tree(mode, "handlers", "");
         for handler in ["callbackWithTrueFlag", "callbackWithFalseFlag", "asyncFunction"] {
             let name = format!("beforeExitBehaviour.{handler}");
-            assert_eq!(response(&root, &name, "{}", mode), json!("hello"), "{name} {mode:?}");
+            assert_eq!(root.response_json(&name, "{}", mode), json!("hello"), "{name} {mode:?}");
         }
     }
 }
@@ -402,13 +355,7 @@ fn the_context_object_is_aws_s_key_for_key() {
     if !have("node") {
         return;
     }
-    let env = [
-        ("AWS_LAMBDA_FUNCTION_NAME", Some("fn")),
-        ("AWS_LAMBDA_FUNCTION_VERSION", Some("$LATEST")),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some("512")),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", Some("/aws/lambda/fn")),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", Some("2024/01/01/[$LATEST]abc")),
-    ];
+    let env = FUNCTION_VARIABLES;
     let keys = json!([
         "callbackWaitsForEmptyEventLoop",
         "succeed",
@@ -440,7 +387,8 @@ fn the_context_object_is_aws_s_key_for_key() {
             .header("Lambda-Runtime-Aws-Tenant-Id", "tenant-1")
             .header("Lambda-Runtime-Trace-Id", "Root=1-abc;Sampled=1");
         let bare = Event::new("r2", "{}");
-        let (posts, _) = serve(&root, "context.handler", &env, vec![full, bare], &[]);
+        let Served { posts, .. } =
+            root.clone().envs(&env).serve("context.handler", vec![full, bare], &[]);
         let got = posts[0].json();
         assert_eq!(got["keys"], keys, "{mode:?}");
         let want = json!({
@@ -482,7 +430,7 @@ fn a_client_context_that_is_not_json_fails_the_event() {
     for mode in MODES {
         let root = one(mode, "context.js");
         let event = Event::new("r1", "{}").header("Lambda-Runtime-Client-Context", "not json");
-        let (posts, _) = serve(&root, "context.handler", &[], vec![event], &[]);
+        let Served { posts, .. } = root.serve("context.handler", vec![event], &[]);
         assert_eq!(posts[0].path, EVENT_ERROR, "{mode:?}: {}", posts[0].body_text());
         let body = posts[0].json();
         assert_eq!(body["errorType"], "Error", "{mode:?}: {body}");
@@ -500,7 +448,7 @@ fn an_unhandled_rejection_fails_the_running_event_and_the_next_one_is_served() {
         let root = one(mode, "shapes.js");
         let events = vec![Event::new("r1", "{}"), Event::new("r2", r#"{"ok":true}"#)];
         let record = "\tr1\tERROR\tUnhandled Promise Rejection \t{\"errorType\":\"Runtime.UnhandledPromiseRejection\",\"errorMessage\":\"Error: late rejection\",\"reason\":{\"errorType\":\"Error\"";
-        let (posts, _) = serve(&root, "shapes.rejectLater", &[], events, &[record]);
+        let Served { posts, .. } = root.serve("shapes.rejectLater", events, &[record]);
         assert_eq!(posts[0].path, EVENT_ERROR, "{mode:?}: {}", posts[0].body_text());
         let body = node_error(
             &posts[0],
@@ -524,7 +472,7 @@ fn an_uncaught_exception_fails_the_running_event_with_its_own_type() {
         let root = one(mode, "shapes.js");
         let events = vec![Event::new("r1", "{}"), Event::new("r2", r#"{"ok":true}"#)];
         let record = "\tr1\tERROR\tUncaught Exception \t{\"errorType\":\"TypeError\",\"errorMessage\":\"thrown in timer\",\"stack\":[\"TypeError: thrown in timer\"";
-        let (posts, _) = serve(&root, "shapes.throwLater", &[], events, &[record]);
+        let Served { posts, .. } = root.serve("shapes.throwLater", events, &[record]);
         assert_eq!(posts[0].path, EVENT_ERROR, "{mode:?}: {}", posts[0].body_text());
         node_error(&posts[0], "TypeError", "thrown in timer", "uncaught");
         assert_eq!(posts[1].body_text(), "\"served\"", "{mode:?}");
@@ -538,11 +486,11 @@ fn the_method_is_a_property_path_walked_on_the_module_exports() {
     }
     for mode in MODES {
         let root = tree(mode, "handlers", "");
-        let got = response(&root, "nestedHandler.nested.somethingComplex.handler", "{}", mode);
+        let got = root.response_json("nestedHandler.nested.somethingComplex.handler", "{}", mode);
         assert_eq!(got, json!("something interesting"), "{mode:?}");
         let root = tree(mode, "handlers", "handlers");
         let name = "handlers/nestedHandler.nested.somethingComplex.handler";
-        assert_eq!(response(&root, name, "{}", mode), json!("something interesting"));
+        assert_eq!(root.response_json(name, "{}", mode), json!("something interesting"));
     }
 }
 
@@ -592,17 +540,18 @@ fn a_handler_name_never_resolves_to_a_function_that_runs_code() {
     ];
     let event = r#""process.getBuiltinModule('fs').writeFileSync('pwned', 'x')""#;
     for mode in MODES {
-        let root = TaskRoot::new().mode(mode).write("leaky.js", leaky);
+        let root = Lambda::new().mode(mode).write("leaky.js", leaky);
         for name in names {
-            let api = MockApi::start();
-            let _bootstrap = Bootstrap::start(&api, &root, name);
-            api.push(Event::new("r1", event));
-            let post = api.next_post();
+            let run = root.start(name);
+            let post = run.invoke(Event::new("r1", event));
             let message = format!("{name} is undefined or not exported");
             node_error(&post, "Runtime.HandlerNotFound", &message, name);
             assert!(!root.file("pwned").exists(), "{name} {mode:?}: the event ran");
         }
-        assert_eq!(response(&root, "leaky.handler", event, mode), json!(event.trim_matches('"')));
+        assert_eq!(
+            root.response_json("leaky.handler", event, mode),
+            json!(event.trim_matches('"'))
+        );
     }
 }
 
@@ -619,7 +568,7 @@ fn a_file_without_extension_comes_first_then_js_mjs_and_cjs() {
             ("precedenceMjsVsCjs.handler", "I do have a .mjs file suffix"),
         ];
         for (name, want) in cases {
-            assert_eq!(response(&root, name, "{}", mode), json!(want), "{name} {mode:?}");
+            assert_eq!(root.response_json(name, "{}", mode), json!(want), "{name} {mode:?}");
         }
     }
 }
@@ -652,7 +601,7 @@ fn modules_load_as_es_modules_or_commonjs_as_their_extension_and_package_type_sa
             let dir =
                 if dir.is_empty() { "handlers".to_string() } else { format!("handlers/{dir}") };
             let root = tree(mode, &dir, "");
-            assert_eq!(&response(&root, name, r#""ping""#, mode), want, "{dir} {name} {mode:?}");
+            assert_eq!(&root.response_json(name, r#""ping""#, mode), want, "{dir} {name} {mode:?}");
         }
     }
 }
@@ -665,15 +614,15 @@ fn an_es_module_s_default_export_is_the_method_default() {
     for mode in MODES {
         let root = tree(mode, "handlers", "");
         // A plain function: found, called, and answered null as AWS answers it.
-        let (posts, _) =
-            serve(&root, "defaultHandlerESM.default", &[], vec![Event::new("r1", "{}")], &[]);
+        let Served { posts, .. } =
+            root.serve("defaultHandlerESM.default", vec![Event::new("r1", "{}")], &[]);
         assert_eq!(posts[0].path, RESPONSE, "{mode:?}: {}", posts[0].body_text());
         assert_eq!(posts[0].body_text(), "null", "{mode:?}");
         let root = root.write(
             "asyncDefault.mjs",
             "// An async default export.\nexport default async (event) => ({ default: event });\n",
         );
-        assert_eq!(response(&root, "asyncDefault.default", "7", mode), json!({"default": 7}));
+        assert_eq!(root.response_json("asyncDefault.default", "7", mode), json!({"default": 7}));
     }
 }
 
@@ -684,9 +633,9 @@ fn top_level_await_finishes_before_the_first_event() {
     }
     for mode in MODES {
         let root = tree(mode, "handlers", "");
-        assert_eq!(response(&root, "asyncInit.handler", "{}", mode), json!("Hi"), "{mode:?}");
+        assert_eq!(root.response_json("asyncInit.handler", "{}", mode), json!("Hi"), "{mode:?}");
         let root = tree(mode, "handlers/async_init_package", "");
-        assert_eq!(response(&root, "index.handler", "{}", mode), json!("Hi"), "{mode:?}");
+        assert_eq!(root.response_json("index.handler", "{}", mode), json!("Hi"), "{mode:?}");
     }
 }
 
@@ -769,7 +718,7 @@ fn syntax_errors_while_loading_are_runtime_user_code_syntax_error() {
         let syntax_js = ("", "syntax.handler", "SyntaxError: Unexpected end of input");
         for (dir, name, message) in cases.into_iter().chain([syntax_js]) {
             let root = if dir.is_empty() {
-                TaskRoot::new().mode(mode).copy("node/syntax.js", "syntax.js")
+                Lambda::new().mode(mode).fixture("node/syntax.js", "syntax.js")
             } else {
                 tree(mode, &format!("handlers/{dir}"), "")
             };
@@ -837,7 +786,7 @@ fn node_path_is_aws_s_list_unless_the_function_sets_its_own() {
     let major = text(&major.expect("run node").stdout).trim().to_string();
     for mode in MODES {
         let root = tree(mode, "nodepath", "");
-        let got = response(&root, "src/app.handler", "{}", mode);
+        let got = root.response_json("src/app.handler", "{}", mode);
         // The task root is on the list, so a bare require finds a module there.
         assert_eq!(got["helper"], "task root", "{mode:?}: {got}");
         let node_path = got["nodePath"].as_str().unwrap_or_default().to_string();
@@ -846,19 +795,17 @@ fn node_path_is_aws_s_list_unless_the_function_sets_its_own() {
         );
         assert!(node_path.starts_with(&want), "{mode:?}: {node_path}");
         let task_root = node_path.strip_prefix(&want).unwrap_or_default();
-        let same = std::fs::canonicalize(task_root).ok() == std::fs::canonicalize(&root.path).ok();
+        let same = std::fs::canonicalize(task_root).ok() == std::fs::canonicalize(root.root()).ok();
         assert!(same, "{mode:?}: {task_root} is not the task root");
         let lib = root.file("lib").display().to_string();
-        let (posts, _) = serve(
-            &root,
+        let Served { posts, .. } = root.clone().envs(&[("NODE_PATH", Some(&lib))]).serve(
             "src/app.handler",
-            &[("NODE_PATH", Some(&lib))],
             vec![Event::new("r1", "{}")],
             &[],
         );
         assert_eq!(posts[0].json(), json!({"helper": "lib", "nodePath": lib}), "{mode:?}");
         let root = tree(mode, "handlers", "");
-        let got = response(&root, "core.nodePathContainsMajorVersion", "{}", mode);
+        let got = root.response_json("core.nodePathContainsMajorVersion", "{}", mode);
         assert_eq!(got, json!({"nodePathIncludesMajorVersion": true}), "{mode:?}");
     }
 }
@@ -870,8 +817,8 @@ fn console_methods_write_aws_text_records_with_the_request_id() {
     }
     for mode in MODES {
         let root = one(mode, "logs.js");
-        let (posts, log) =
-            serve(&root, "logs.handler", &[], vec![Event::new("r1", "{}")], &["\tr1\tFATAL\tlast"]);
+        let Served { posts, log, .. } =
+            root.serve("logs.handler", vec![Event::new("r1", "{}")], &["\tr1\tFATAL\tlast"]);
         assert_eq!(posts[0].body_text(), "1", "{mode:?}");
         let records = text_records(&log, "r1");
         let find = |level: &str, start: &str| {
@@ -903,7 +850,8 @@ fn json_log_format_writes_aws_json_records() {
     for mode in MODES {
         let root = one(mode, "logs.js");
         let event = Event::new("r1", "{}").header("Lambda-Runtime-Aws-Tenant-Id", "tenant-1");
-        let (_, log) = serve(&root, "logs.handler", &env, vec![event], &["\"last\""]);
+        let Served { log, .. } =
+            root.clone().envs(&env).serve("logs.handler", vec![event], &["\"last\""]);
         let records: Vec<Value> = json_records(&log)
             .into_iter()
             .filter(|r| r["requestId"] == "r1" && r.get("tenantId").is_some())
@@ -940,10 +888,8 @@ fn aws_lambda_log_level_silences_the_console_methods_below_it() {
     for mode in MODES {
         let root = one(mode, "logs.js");
         let env = [("AWS_LAMBDA_LOG_LEVEL", Some("warn"))];
-        let (_, log) = serve(
-            &root,
+        let Served { log, .. } = root.clone().envs(&env).serve(
             "logs.handler",
-            &env,
             vec![Event::new("r1", "{}")],
             &["\tr1\tFATAL\tlast"],
         );
@@ -960,12 +906,16 @@ fn failures_are_logged_as_aws_logs_them() {
     for mode in MODES {
         let root = one(mode, "logs.js");
         let record = "\tr1\tERROR\tInvoke Error \t{\"errorType\":\"TypeError\",\"errorMessage\":\"bad thing\",\"code\":\"E_BAD\",\"stack\":[\"TypeError: bad thing\",";
-        let (posts, _) = serve(&root, "logs.fails", &[], vec![Event::new("r1", "{}")], &[record]);
+        let Served { posts, .. } =
+            root.serve("logs.fails", vec![Event::new("r1", "{}")], &[record]);
         node_error(&posts[0], "TypeError", "bad thing", "logs.fails");
         // Under JSON the record's message is the error itself.
         let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))];
-        let (_, log) =
-            serve(&root, "logs.fails", &env, vec![Event::new("r1", "{}")], &["\"E_BAD\""]);
+        let Served { log, .. } = root.clone().envs(&env).serve(
+            "logs.fails",
+            vec![Event::new("r1", "{}")],
+            &["\"E_BAD\""],
+        );
         let record = json_records(&log)
             .into_iter()
             .find(|r| r["message"]["code"] == "E_BAD")
@@ -989,16 +939,17 @@ fn a_callback_handler_gets_aws_s_deprecation_warning_unless_it_is_turned_off() {
             "// A callback handler that logs when it runs.\nexports.handler = (event, context, callback) => {\n  console.log('callback handler ran');\n  callback(null, 1);\n};\n",
         );
         let ran = "\tr1\tINFO\tcallback handler ran";
-        let (_, log) = serve(&root, "cb.handler", &[], vec![Event::new("r1", "{}")], &[ran]);
+        let Served { log, .. } = root.serve("cb.handler", vec![Event::new("r1", "{}")], &[ran]);
         let warning = format!("\tundefined\tWARN\t{CALLBACK_WARNING}");
         assert!(log.contains(&warning), "{mode:?}:\n{log}");
         // The warning would have come before the handler's own line, on the same stream.
         let off = [("AWS_LAMBDA_NODEJS_DISABLE_CALLBACK_WARNING", Some("1"))];
-        let (_, log) = serve(&root, "cb.handler", &off, vec![Event::new("r1", "{}")], &[ran]);
+        let Served { log, .. } =
+            root.clone().envs(&off).serve("cb.handler", vec![Event::new("r1", "{}")], &[ran]);
         assert!(!log.contains(CALLBACK_WARNING), "{mode:?}:\n{log}");
         // Async handlers get none.
-        let (_, log) =
-            serve(&root, "logs.handler", &[], vec![Event::new("r1", "{}")], &["\tr1\tFATAL\tlast"]);
+        let Served { log, .. } =
+            root.serve("logs.handler", vec![Event::new("r1", "{}")], &["\tr1\tFATAL\tlast"]);
         assert!(!log.contains(CALLBACK_WARNING), "{mode:?}:\n{log}");
     }
 }
@@ -1010,11 +961,12 @@ fn the_awslambda_global_is_there_unless_the_function_turns_it_off() {
     }
     for mode in MODES {
         let root = one(mode, "context.js");
-        let got = response(&root, "context.globals", "{}", mode);
+        let got = root.response_json("context.globals", "{}", mode);
         let want = json!({"awslambda": "object", "streamify": "function", "httpResponseStream": "function"});
         assert_eq!(got, want, "{mode:?}");
         let off = [("AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA", Some("1"))];
-        let (posts, _) = serve(&root, "context.globals", &off, vec![Event::new("r1", "{}")], &[]);
+        let Served { posts, .. } =
+            root.clone().envs(&off).serve("context.globals", vec![Event::new("r1", "{}")], &[]);
         assert_eq!(posts[0].json()["awslambda"], "undefined", "{mode:?}");
     }
 }
@@ -1025,20 +977,16 @@ fn a_streamed_answer_goes_out_as_each_write_happens() {
         return;
     }
     for mode in MODES {
-        let root = one(mode, "stream.mjs");
-        let made = Command::new("mkfifo").arg(root.file("gate")).status().expect("run mkfifo");
-        assert!(made.success());
-        let api = MockApi::start();
-        let _bootstrap = Bootstrap::start(&api, &root, "stream.gated");
-        api.push(Event::new("r1", "{}"));
+        let run = one(mode, "stream.mjs").fifo("gate").start("stream.gated");
+        run.api.push(Event::new("r1", "{}"));
         if mode != Mode::Plain {
-            let first = api.next_chunk();
+            let first = run.api.next_chunk();
             assert_eq!(first.bytes, b"first;", "{mode:?}: {}", first.path);
         }
         // The handler is blocked on the gate until now: in a framed mode, its first write
         // reached Lambda before it finished; in plain mode the answer is written at its end.
-        writeln!(OpenOptions::new().write(true).open(root.file("gate")).unwrap(), "go").unwrap();
-        let post = api.expect_post("/runtime/invocation/r1/response");
+        writeln!(OpenOptions::new().write(true).open(run.file("gate")).unwrap(), "go").unwrap();
+        let post = run.api.expect_post("/runtime/invocation/r1/response");
         assert_eq!(post.body_text(), "first;second", "{mode:?}");
         if mode != Mode::Plain {
             assert_eq!(post.header("Lambda-Runtime-Function-Response-Mode"), Some("streaming"));
@@ -1054,9 +1002,9 @@ fn a_streamed_answer_has_the_content_type_the_handler_set_or_octet_stream() {
     }
     for mode in MODES {
         let root = one(mode, "stream.mjs");
-        let post = serve_one(&root, "stream.basic", "{}");
+        let post = root.post_for("stream.basic", "{}");
         assert_eq!((post.path.as_str(), post.body_text().as_str()), (RESPONSE, "Hello, world!"));
-        let empty = serve_one(&root, "stream.empty", "{}");
+        let empty = root.post_for("stream.empty", "{}");
         assert_eq!((empty.path.as_str(), empty.body.len()), (RESPONSE, 0), "{mode:?}");
         if mode != Mode::Plain {
             assert_eq!(post.header("Content-Type"), Some("text/plain"), "{mode:?}");
@@ -1079,13 +1027,13 @@ fn http_response_stream_writes_aws_s_prelude_before_the_body() {
     };
     for mode in MODES {
         let root = one(mode, "stream.mjs");
-        let post = serve_one(&root, "stream.http", "{}");
+        let post = root.post_for("stream.http", "{}");
         let mut want =
             prelude(r#"{"statusCode":201,"headers":{"X-Custom":"yes"},"cookies":["a=b"]}"#);
         want.extend_from_slice(b"body");
         assert_eq!(post.body, want, "{mode:?}: {}", post.body_text());
         // end(chunk) with no write before it still writes the prelude first.
-        let end_only = serve_one(&root, "stream.httpEndOnly", "{}");
+        let end_only = root.post_for("stream.httpEndOnly", "{}");
         let mut want = prelude(r#"{"statusCode":404}"#);
         want.extend_from_slice(b"Not Found");
         assert_eq!(end_only.body, want, "{mode:?}: {}", end_only.body_text());
@@ -1105,11 +1053,11 @@ fn what_a_streaming_handler_writes_arrives_whole_however_it_writes_it() {
     for mode in MODES {
         let root = one(mode, "stream.mjs");
         // stream.pipeline from a Readable.
-        assert_eq!(serve_one(&root, "stream.piped", "{}").body_text(), "abc", "{mode:?}");
+        assert_eq!(root.post_for("stream.piped", "{}").body_text(), "abc", "{mode:?}");
         // Values that are not bytes are JSON-encoded, as AWS's stream does.
-        assert_eq!(serve_one(&root, "stream.values", "{}").body_text(), r#"{"a":1}A"#, "{mode:?}");
+        assert_eq!(root.post_for("stream.values", "{}").body_text(), r#"{"a":1}A"#, "{mode:?}");
         // One write of 3 MiB: more than one chunk frame holds.
-        let big = serve_one(&root, "stream.big", "{}");
+        let big = root.post_for("stream.big", "{}");
         assert_eq!(big.body.len(), 3 * 1024 * 1024 + 5, "{mode:?}");
         assert!(big.body.iter().all(|&b| b == b'x'), "{mode:?}");
     }
@@ -1126,7 +1074,7 @@ fn a_streaming_handler_that_fails_answers_with_aws_s_error_trailers() {
             ("stream.failAfter", "partial", "TypeError", "mid-stream"),
             ("stream.failBefore", "", "RangeError", "before"),
         ] {
-            let post = serve_one(&root, name, "{}");
+            let post = root.post_for(name, "{}");
             if mode == Mode::Plain {
                 // No stream to end: the error is the answer.
                 assert_eq!(post.path, EVENT_ERROR, "{name}: {}", post.body_text());
@@ -1145,22 +1093,29 @@ fn a_streaming_handler_that_fails_answers_with_aws_s_error_trailers() {
     }
 }
 
+/// A streaming handler in `stream.mjs` that fails with the string `message`, as AWS's client
+/// fails it: in plain mode an ordinary error; in the framed modes, after it wrote `written`,
+/// the stream ends with the error in its trailers.
+#[track_caller]
+fn assert_stream_fails(handler: &str, written: &str, message: &str) {
+    let want = json!({"errorType": "string", "errorMessage": message, "trace": []});
+    for mode in MODES {
+        let post = one(mode, "stream.mjs").post_for(handler, "{}");
+        if mode == Mode::Plain {
+            assert_eq!((post.path.as_str(), post.json()), (EVENT_ERROR, want.clone()));
+        } else {
+            assert_eq!(post.body_text(), written, "{mode:?}");
+            assert_eq!(trailer_error(&post), want, "{mode:?}");
+        }
+    }
+}
+
 #[test]
 fn a_streaming_handler_that_is_not_async_fails_as_on_aws() {
     if !have("node") {
         return;
     }
-    let want = json!({"errorType": "string", "errorMessage": "Streaming does not support non-async handlers.", "trace": []});
-    for mode in MODES {
-        let root = one(mode, "stream.mjs");
-        let post = serve_one(&root, "stream.notAsync", "{}");
-        if mode == Mode::Plain {
-            assert_eq!((post.path.as_str(), post.json()), (EVENT_ERROR, want.clone()));
-        } else {
-            assert_eq!(post.body_text(), "x", "{mode:?}");
-            assert_eq!(trailer_error(&post), want, "{mode:?}");
-        }
-    }
+    assert_stream_fails("stream.notAsync", "x", "Streaming does not support non-async handlers.");
 }
 
 #[test]
@@ -1168,17 +1123,7 @@ fn a_stream_nothing_can_end_any_more_fails_as_not_finished() {
     if !have("node") {
         return;
     }
-    let want = json!({"errorType": "string", "errorMessage": "Response stream is not finished.", "trace": []});
-    for mode in MODES {
-        let root = one(mode, "stream.mjs");
-        let post = serve_one(&root, "stream.unended", "{}");
-        if mode == Mode::Plain {
-            assert_eq!((post.path.as_str(), post.json()), (EVENT_ERROR, want.clone()));
-        } else {
-            assert_eq!(post.body_text(), "a", "{mode:?}");
-            assert_eq!(trailer_error(&post), want, "{mode:?}");
-        }
-    }
+    assert_stream_fails("stream.unended", "a", "Response stream is not finished.");
 }
 
 #[test]
@@ -1188,7 +1133,7 @@ fn the_content_type_cannot_change_after_the_first_write() {
     }
     for mode in MODES {
         let root = one(mode, "stream.mjs");
-        let post = serve_one(&root, "stream.lateContentType", "{}");
+        let post = root.post_for("stream.lateContentType", "{}");
         let want = "x|Runtime.InvalidStreamingOperation|Cannot set content-type, too late.";
         assert_eq!(post.body_text(), want, "{mode:?}");
     }
@@ -1215,7 +1160,7 @@ fn a_streaming_handler_gets_the_event_and_a_context_without_callbacks() {
     ]);
     for mode in MODES {
         let root = one(mode, "stream.mjs");
-        let post = serve_one(&root, "stream.context", r#"{"k":[1]}"#);
+        let post = root.post_for("stream.context", r#"{"k":[1]}"#);
         assert_eq!(post.json(), json!({"keys": keys, "id": "r1", "event": {"k": [1]}}), "{mode:?}");
     }
 }
@@ -1227,7 +1172,7 @@ fn stream_options_give_the_response_stream_its_high_water_mark() {
     }
     for mode in MODES {
         let root = one(mode, "stream.mjs");
-        let post = serve_one(&root, "stream.highWaterMark", "{}");
+        let post = root.post_for("stream.highWaterMark", "{}");
         assert_eq!(post.body_text(), "512", "{mode:?}");
     }
 }
@@ -1243,8 +1188,8 @@ fn a_streaming_handler_s_return_value_is_ignored_with_aws_s_warning() {
             "// Returns a value, then ends its stream.\nexport const handler = awslambda.streamifyResponse(async (event, responseStream) => {\n  setImmediate(() => responseStream.end('ended'));\n  return 'ignored';\n});\n",
         );
         let warning = "\tr1\tWARN\tStreaming handlers ignore return values.";
-        let (posts, _) =
-            serve(&root, "late_end.handler", &[], vec![Event::new("r1", "{}")], &[warning]);
+        let Served { posts, .. } =
+            root.serve("late_end.handler", vec![Event::new("r1", "{}")], &[warning]);
         assert_eq!(posts[0].body_text(), "ended", "{mode:?}");
     }
 }
@@ -1257,7 +1202,8 @@ fn prints_of_a_streaming_handler_never_reach_the_response() {
     for mode in MODES {
         let root = one(mode, "stream.mjs");
         let logged = ["\tr1\tINFO\tprinted by a streaming handler", "written to stdout"];
-        let (posts, _) = serve(&root, "stream.prints", &[], vec![Event::new("r1", "{}")], &logged);
+        let Served { posts, .. } =
+            root.serve("stream.prints", vec![Event::new("r1", "{}")], &logged);
         assert_eq!(posts[0].body_text(), "only this", "{mode:?}");
     }
 }
@@ -1268,14 +1214,17 @@ fn bootstrap_invoke_runs_aws_node_handlers() {
         return;
     }
     for mode in MODES {
-        let root = tree(mode, "handlers", "");
-        let args = ["invoke", "--handler", "nestedHandler.nested.somethingComplex.handler", "-"];
-        let out = run_cli(&root, &args, &[], Some(b"{}"));
-        assert!(out.status.success(), "{mode:?}: {}", text(&out.stderr));
-        assert_eq!(text(&out.stdout).trim_end(), "\"something interesting\"", "{mode:?}");
-        let root = one(mode, "stream.mjs");
-        let out = run_cli(&root, &["invoke", "--handler", "stream.basic", "-"], &[], Some(b"{}"));
-        assert!(out.status.success(), "{mode:?}: {}", text(&out.stderr));
-        assert_eq!(text(&out.stdout).trim_end(), "Hello, world!", "{mode:?}");
+        let out = tree(mode, "handlers", "")
+            .cli(&["invoke", "--handler", "nestedHandler.nested.somethingComplex.handler", "-"])
+            .stdin("{}")
+            .run();
+        assert!(out.success(), "{mode:?}: {}", out.stderr);
+        assert_eq!(out.stdout.trim_end(), "\"something interesting\"", "{mode:?}");
+        let out = one(mode, "stream.mjs")
+            .cli(&["invoke", "--handler", "stream.basic", "-"])
+            .stdin("{}")
+            .run();
+        assert!(out.success(), "{mode:?}: {}", out.stderr);
+        assert_eq!(out.stdout.trim_end(), "Hello, world!", "{mode:?}");
     }
 }
