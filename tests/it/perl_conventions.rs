@@ -12,10 +12,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:test";
-const RESPONSE: &str = "/2018-06-01/runtime/invocation/r1/response";
-const EVENT_ERROR: &str = "/2018-06-01/runtime/invocation/r1/error";
-const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
 const TRACE: &str = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Sampled=1";
 
 /// The function-level variables Lambda sets, for the context accessors.
@@ -30,59 +26,28 @@ const FUNCTION_ENV: [(&str, Option<&str>); 5] = [
 /// An interpreters.toml that changes only the built-in Perl entry: p5-aws-lambda's convention,
 /// run in `mode`.
 fn p5_config(mode: Mode) -> String {
-    let keys = match mode {
-        Mode::Plain => "protocol = \"plain\"\n",
-        Mode::Ahead => "protocol = \"framed\"\nevents_per_process = 1\n",
-        Mode::Warm => "protocol = \"framed\"\nevents_per_process = 0\n",
-    };
-    format!("[interpreters.perl]\nconvention = \"p5-aws-lambda\"\n{keys}")
+    format!("[interpreters.perl]\nconvention = \"p5-aws-lambda\"\n{}", mode.settings())
 }
 
 /// A task root in p5-aws-lambda's convention holding each `(fixture under perl/p5, name)`.
-fn p5_root(mode: Mode, files: &[(&str, &str)]) -> TaskRoot {
-    let root = TaskRoot::new().write("interpreters.toml", &p5_config(mode));
-    files.iter().fold(root, |root, (from, to)| root.copy(&format!("perl/p5/{from}"), to))
+fn p5_root(mode: Mode, files: &[(&str, &str)]) -> Lambda {
+    Lambda::new().config(&p5_config(mode)).fixtures("perl/p5", files)
 }
 
 /// A task root with the built-in runners in `mode` holding each `(fixture, name)`.
-fn root_with(mode: Mode, files: &[(&str, &str)]) -> TaskRoot {
-    files.iter().fold(TaskRoot::new().mode(mode), |root, (from, to)| root.copy(from, to))
-}
-
-/// Runs bootstrap with `handler` once, pushing each event after the previous one was answered;
-/// returns the posts, and the log once each of `log_has` has reached it (a framed worker's
-/// output reaches the log on its own thread, maybe after the answer).
-fn serve(
-    root: &TaskRoot,
-    handler: &str,
-    env: &[(&str, Option<&str>)],
-    events: Vec<Event>,
-    log_has: &[&str],
-) -> (Vec<Post>, String) {
-    let api = MockApi::start();
-    let bootstrap = Bootstrap::start_with(&api, root, handler, env);
-    let posts = events
-        .into_iter()
-        .map(|event| {
-            api.push(event);
-            api.next_post()
-        })
-        .collect();
-    for text in log_has {
-        bootstrap.wait_for_log(text);
-    }
-    (posts, bootstrap.stop())
+fn root_with(mode: Mode, files: &[(&str, &str)]) -> Lambda {
+    Lambda::new().mode(mode).fixtures("", files)
 }
 
 /// The post for one event `body` with id r1 (and a trace id).
-fn serve_one(root: &TaskRoot, handler: &str, body: &str) -> Post {
+fn serve_one(root: &Lambda, handler: &str, body: &str) -> Post {
     let event = Event::new("r1", body).header("Lambda-Runtime-Trace-Id", TRACE);
-    serve(root, handler, &[], vec![event], &[]).0.remove(0)
+    root.serve(handler, vec![event], &[]).posts.remove(0)
 }
 
 /// The response body of one event, asserting it was a response.
 #[track_caller]
-fn response(root: &TaskRoot, handler: &str, body: &str, mode: Mode) -> Post {
+fn response(root: &Lambda, handler: &str, body: &str, mode: Mode) -> Post {
     let post = serve_one(root, handler, body);
     assert_eq!(post.path, RESPONSE, "{handler} {mode:?}: {}", post.body_text());
     post
@@ -93,7 +58,7 @@ fn response(root: &TaskRoot, handler: &str, body: &str, mode: Mode) -> Post {
 /// framed worker reports it before `ready`, which bootstrap posts as the init error or as the
 /// event's.
 #[track_caller]
-fn load_error(root: &TaskRoot, handler: &str, mode: Mode) -> Post {
+fn load_error(root: &Lambda, handler: &str, mode: Mode) -> Post {
     let post = serve_one(root, handler, "{}");
     assert!(
         post.path == EVENT_ERROR || post.path == INIT_ERROR,
@@ -116,13 +81,6 @@ fn streamed(post: &Post) -> bool {
     post.header("Lambda-Runtime-Function-Response-Mode") == Some("streaming")
 }
 
-/// The decoded `Lambda-Runtime-Function-Error-Body` trailer of a stream that failed.
-#[track_caller]
-fn trailer_error(post: &Post) -> Value {
-    let body = post.trailer("Lambda-Runtime-Function-Error-Body").expect("an error body trailer");
-    serde_json::from_slice(&decode_base64(body)).expect("the error body is JSON")
-}
-
 // --- p5-aws-lambda: its own test handlers ------------------------------------------------------
 
 #[test]
@@ -134,7 +92,8 @@ fn p5_echo_handler_gets_the_decoded_payload_its_context_and_the_trace_id() {
         let root = p5_root(mode, &[("echo.pl", "echo.pl")]);
         let event = Event::new("r1", r#"{"key1":1,"key2":2,"key3":3}"#)
             .header("Lambda-Runtime-Trace-Id", TRACE);
-        let (posts, log) = serve(&root, "echo.handle", &[], vec![event], &["log line from p5"]);
+        let Served { posts, log, .. } =
+            root.serve("echo.handle", vec![event], &["log line from p5"]);
         assert_eq!(posts[0].path, RESPONSE, "{mode:?}: {}", posts[0].body_text());
         assert_eq!(posts[0].json(), json!({"key1": 1, "key2": 2, "key3": 3}), "{mode:?}");
         assert!(!posts[0].body_text().contains("log line"), "{mode:?}: prints are the log's");
@@ -149,9 +108,9 @@ fn p5_error_handler_posts_its_message_as_an_error_of_type_error() {
     }
     for mode in MODES {
         let root = p5_root(mode, &[("error.pl", "error.pl")]);
-        let message = format!("some error at {}/error.pl line 7.\n", root.path.display());
+        let message = format!("some error at {}/error.pl line 7.\n", root.root().display());
         let event = Event::new("r1", "{}");
-        let (posts, log) = serve(&root, "error.handle", &[], vec![event], &["some error at"]);
+        let Served { posts, log, .. } = root.serve("error.handle", vec![event], &["some error at"]);
         assert_eq!(posts[0].path, EVENT_ERROR, "{mode:?}");
         assert_p5_error(&posts[0], "Error", &message, &format!("{mode:?}"));
         assert_eq!(posts[0].header("Lambda-Runtime-Function-Error-Type"), Some("Function.Error"));
@@ -169,7 +128,8 @@ fn p5_init_error_handler_whose_file_returns_false_fails_as_require_does() {
         let post = load_error(&root, "init_error.handle", mode);
         let body = post.json();
         let message = body["errorMessage"].as_str().unwrap_or_default();
-        let file = format!("{}/init_error.pl did not return a true value at ", root.path.display());
+        let file =
+            format!("{}/init_error.pl did not return a true value at ", root.root().display());
         assert!(message.starts_with(&file), "{mode:?}: {body}");
         assert_eq!(body["errorType"], "Error", "{mode:?}: {body}");
         assert!(body.get("stackTrace").is_none(), "{mode:?}: p5 posts no stack: {body}");
@@ -245,7 +205,7 @@ fn p5_loads_only_the_pl_file_named_by_the_handler() {
         let root = p5_root(mode, &[("values.pl", "values.pm")]);
         let post = load_error(&root, "values.string", mode);
         let body = post.json();
-        let want = format!("Can't locate {}/values.pl at ", root.path.display());
+        let want = format!("Can't locate {}/values.pl at ", root.root().display());
         let message = body["errorMessage"].as_str().unwrap_or_default();
         assert!(message.starts_with(&want), "{mode:?}: {body}");
         assert_eq!(body["errorType"], "Error", "{mode:?}");
@@ -322,7 +282,7 @@ fn p5_an_event_that_is_not_json_ends_the_process_as_p5_does() {
     for mode in MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let events = vec![Event::new("r1", "not json"), Event::new("r2", "{}")];
-        let (posts, _) = serve(&root, "values.string", &[], events, &[]);
+        let Served { posts, .. } = root.serve("values.string", events, &[]);
         assert_error(&posts[0], "Runtime.ExitError", &[]);
         // The next event gets a fresh process, as Lambda restarts p5's.
         assert_eq!(posts[1].path, "/2018-06-01/runtime/invocation/r2/response", "{mode:?}");
@@ -336,8 +296,8 @@ fn p5_a_result_json_cannot_encode_ends_the_process_as_p5_does() {
     }
     for mode in MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
-        let (posts, log) =
-            serve(&root, "values.blessed_result", &[], vec![Event::new("r1", "{}")], &[]);
+        let Served { posts, log, .. } =
+            root.serve("values.blessed_result", vec![Event::new("r1", "{}")], &[]);
         assert_error(&posts[0], "Runtime.ExitError", &[]);
         assert!(log.contains("encountered object 'Some::Class="), "{mode:?}: {log}");
     }
@@ -375,7 +335,8 @@ fn p5_context_is_an_aws_lambda_context_with_p5s_keys_and_accessors() {
             .header("Lambda-Runtime-Aws-Tenant-Id", "tenant-7")
             .header("Lambda-Runtime-Client-Context", r#"{"custom":{"k":"v"}}"#)
             .header("Lambda-Runtime-Cognito-Identity", r#"{"cognitoIdentityId":"id"}"#);
-        let (posts, _) = serve(&root, "context.handle", &FUNCTION_ENV, vec![event], &[]);
+        let Served { posts, .. } =
+            root.clone().envs(&FUNCTION_ENV).serve("context.handle", vec![event], &[]);
         let got = posts[0].json();
         assert_eq!(got["ref"], "AWS::Lambda::Context", "{mode:?}: {got}");
         assert_eq!(got["isa"], true, "{mode:?}");
@@ -437,7 +398,8 @@ fn p5_uses_the_functions_own_aws_lambda_context_when_it_ships_one() {
         );
         let lib = root.file("lib");
         let env = [("PERL5LIB", Some(lib.to_str().expect("utf-8 path")))];
-        let (posts, _) = serve(&root, "shipped.handle", &env, vec![Event::new("r1", "{}")], &[]);
+        let Served { posts, .. } =
+            root.clone().envs(&env).serve("shipped.handle", vec![Event::new("r1", "{}")], &[]);
         assert_eq!(posts[0].json(), json!({"shipped": true, "id": "r1"}), "{mode:?}");
     }
 }
@@ -463,13 +425,13 @@ fn p5_writer_returns_what_p5s_writer_returns_and_refuses_writes_after_close() {
     }
     for mode in MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
-        let (posts, log) =
-            serve(&root, "streams.pieces", &[], vec![Event::new("r1", "{}")], &["returns:"]);
+        let Served { posts, log, .. } =
+            root.serve("streams.pieces", vec![Event::new("r1", "{}")], &["returns:"]);
         assert_eq!(posts[0].body_text(), "a;b;c", "{mode:?}");
         if mode != Mode::Plain {
             assert_eq!(posts[0].header("Content-Type"), Some("text/plain"), "{mode:?}");
         }
-        let file = root.path.join("streams.pl");
+        let file = root.root().join("streams.pl");
         let want = format!(
             "returns: 7 0E0 0E0 6 5 0 | after close: write failed: already closed at {} line ",
             file.display()
@@ -521,7 +483,7 @@ fn p5_a_stream_that_dies_after_its_first_bytes_ends_with_the_error() {
         let error_type = post.trailer("Lambda-Runtime-Function-Error-Type");
         assert_eq!(error_type, Some("Function.Error"), "{mode:?}: {:?}", post.trailers);
         let want = json!({"errorMessage": "after the first bytes\n", "errorType": "Error"});
-        assert_eq!(trailer_error(&post), want, "{mode:?}");
+        assert_eq!(post.error_trailer(), want, "{mode:?}");
     }
 }
 
@@ -533,8 +495,8 @@ fn p5_a_die_after_close_is_only_logged() {
     for mode in MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let event = Event::new("r1", "{}");
-        let (posts, _) =
-            serve(&root, "streams.dies_after_close", &[], vec![event], &["after close"]);
+        let Served { posts, .. } =
+            root.serve("streams.dies_after_close", vec![event], &["after close"]);
         assert_eq!(posts[0].path, RESPONSE, "{mode:?}: {}", posts[0].body_text());
         assert_eq!(posts[0].body_text(), "whole", "{mode:?}");
         assert!(posts[0].trailers.is_empty(), "{mode:?}: {:?}", posts[0].trailers);
@@ -580,7 +542,7 @@ fn p5_a_wide_character_in_a_write_dies_as_http_tiny_does() {
         }
         assert_eq!(post.body, b"caf\xe9", "{mode:?}: a character under 256 is one byte");
         let want = json!({"errorMessage": "Wide character in write()\n", "errorType": "Error"});
-        assert_eq!(trailer_error(&post), want, "{mode:?}");
+        assert_eq!(post.error_trailer(), want, "{mode:?}");
     }
 }
 
@@ -597,7 +559,7 @@ fn p5_a_responder_opens_one_stream_only() {
             continue;
         }
         assert_eq!(post.body_text(), "one", "{mode:?}");
-        let message = trailer_error(&post)["errorMessage"].as_str().unwrap_or_default().to_string();
+        let message = post.error_trailer()["errorMessage"].as_str().unwrap_or_default().to_string();
         assert!(message.contains("one stream"), "{mode:?}: {message}");
     }
 }
@@ -614,7 +576,8 @@ fn seed_context_has_accessor_methods_and_keeps_hash_access() {
         let event = Event::new("ctx-2", "{}")
             .header("Lambda-Runtime-Trace-Id", TRACE)
             .header("Lambda-Runtime-Aws-Tenant-Id", "tenant-8");
-        let (posts, _) = serve(&root, "h.handler", &FUNCTION_ENV, vec![event], &[]);
+        let Served { posts, .. } =
+            root.clone().envs(&FUNCTION_ENV).serve("h.handler", vec![event], &[]);
         let got = posts[0].json();
         let both = |v: &str| json!([v, v]);
         assert_eq!(got["aws_request_id"], both("ctx-2"), "{mode:?}: {got}");
@@ -642,7 +605,7 @@ fn an_unknown_perl_convention_is_a_configuration_error() {
     }
     for mode in MODES {
         let config = p5_config(mode).replace("p5-aws-lambda", "p6-aws-lambda");
-        let root = TaskRoot::new().write("interpreters.toml", &config).copy("perl/echo.pl", "h.pl");
+        let root = Lambda::new().config(&config).fixture("perl/echo.pl", "h.pl");
         let post = load_error(&root, "h.handler", mode);
         assert_error(&post, "Runtime.InvalidConfig", &["p6-aws-lambda", "p5-aws-lambda"]);
     }
@@ -816,7 +779,7 @@ fn a_shell_file_that_cannot_be_read_is_import_module_error() {
             "[interpreters.shell2]\nextensions = [\"sh2\"]\nprotocol = \"{protocol}\"\n\
              command = [\"bash\", \"{{runners}}/shell/runner.sh\", \"{{task_root}}/gone.sh\", \"{{method}}\"]\n"
         );
-        let root = TaskRoot::new().write("interpreters.toml", &config).write("h.sh2", "");
+        let root = Lambda::new().config(&config).write("h.sh2", "");
         let post = load_error(&root, "h.handler", mode);
         assert_error(&post, "Runtime.ImportModuleError", &["gone.sh"]);
     }
@@ -839,15 +802,11 @@ fn a_warm_shell_worker_checks_its_file_once_when_it_loads_it() {
     if !have("bash") {
         return;
     }
-    let root = root_with(Mode::Warm, &[("shell/once.sh", "h.sh")]);
-    let api = MockApi::start();
-    let _bootstrap = Bootstrap::start(&api, &root, "h.handler");
-    api.push(Event::new("r1", "{}"));
-    assert_eq!(api.expect_post("/runtime/invocation/r1/response").body_text(), "loaded once");
+    let run = root_with(Mode::Warm, &[("shell/once.sh", "h.sh")]).start("h.handler");
+    run.assert_serves(Event::new("r1", "{}"), "loaded once");
     // The loaded worker serves on: a check per event would now fail.
-    std::fs::copy(fixture("shell/syntax.sh"), root.file("h.sh")).expect("replace h.sh");
-    api.push(Event::new("r2", "{}"));
-    assert_eq!(api.expect_post("/runtime/invocation/r2/response").body_text(), "loaded once");
+    std::fs::copy(fixture("shell/syntax.sh"), run.file("h.sh")).expect("replace h.sh");
+    run.assert_serves(Event::new("r2", "{}"), "loaded once");
 }
 
 #[test]
