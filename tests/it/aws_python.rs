@@ -7,6 +7,8 @@
 //! examples. A handler that cannot be loaded is an init error in the framed modes and that
 //! event's error in plain mode.
 
+use std::ffi::OsStr;
+
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -15,55 +17,16 @@ use crate::support::*;
 const DIR: &str = "python/aws";
 
 /// A task root in `mode` holding these fixtures, each at its own relative path.
-fn task_root(mode: Mode, fixtures: &[&str]) -> TaskRoot {
-    fixtures.iter().fold(TaskRoot::new().mode(mode), |root, f| root.copy(&format!("{DIR}/{f}"), f))
+fn task_root(mode: Mode, fixtures: &[&str]) -> Lambda {
+    fixtures.iter().fold(Lambda::new().mode(mode), |root, f| root.fixture(&format!("{DIR}/{f}"), f))
 }
 
 /// An interpreters.toml that runs the Python runner in `mode`, behind `prefix` (e.g. `env
 /// NAME=value`), with `extra` keys.
 fn python_config(mode: Mode, prefix: &[&str], extra: &str) -> String {
-    let settings = match mode {
-        Mode::Plain => "protocol = \"plain\"\n",
-        Mode::Ahead => "protocol = \"framed\"\nevents_per_process = 1\n",
-        Mode::Warm => "protocol = \"framed\"\nevents_per_process = 0\n",
-    };
-    let mut command: Vec<String> = prefix.iter().map(|p| format!("{p:?}")).collect();
-    command.extend(
-        ["python3", "{runners}/python/runner.py", "{file}", "{method}"].map(|p| format!("{p:?}")),
-    );
-    format!(
-        "[interpreters.python]\nextensions = [\"py\"]\ncommand = [{}]\n{settings}{extra}",
-        command.join(", ")
-    )
-}
-
-/// One bootstrap run: its task root (for the paths in stack traces), its posts and its log.
-struct Served {
-    root: TaskRoot,
-    posts: Vec<Post>,
-    log: String,
-}
-
-/// Serves `events` with `handler` and returns each event's post, and the log once `last_log`
-/// is in it (a framed worker's output reaches the log on its own thread).
-fn serve(
-    root: TaskRoot,
-    handler: &str,
-    env: &[(&str, Option<&str>)],
-    events: Vec<Event>,
-    last_log: &str,
-) -> Served {
-    let api = MockApi::start();
-    let bootstrap = Bootstrap::start_with(&api, &root, handler, env);
-    let posts = events
-        .into_iter()
-        .map(|event| {
-            api.push(event);
-            api.next_post()
-        })
-        .collect();
-    bootstrap.wait_for_log(last_log);
-    Served { root, posts, log: bootstrap.stop() }
+    let entry = runner_entry("python", &format!("{}{extra}", mode.settings()));
+    let prefix: String = prefix.iter().map(|p| format!("{p:?}, ")).collect();
+    entry.replacen("command = [", &format!("command = [{prefix}"), 1)
 }
 
 /// Serves one `{}` event with `handler` from `fixtures`, in `mode`; returns once `wait_for`
@@ -76,28 +39,25 @@ fn serve_one(
     wait_for: &str,
 ) -> Served {
     let events = vec![Event::new("r1", "{}")];
-    serve(task_root(mode, fixtures), handler, env, events, wait_for)
+    task_root(mode, fixtures).envs(env).serve(handler, events, &[wait_for])
 }
 
 /// A handler that cannot be loaded: plain mode loads it for each event, so it is that event's
 /// error; a framed runner reports it before `ready`, which bootstrap posts as the init error
 /// (or, for a runner started ahead of an event it was to serve, as that event's). Returns the
 /// post and the log once the runner's `[ERROR]` line is in it.
-fn load_error(mode: Mode, root: TaskRoot, handler: &str) -> Served {
-    let api = MockApi::start();
-    let bootstrap = Bootstrap::start(&api, &root, handler);
-    api.push(Event::new("r1", "{}"));
-    let post = api.next_post();
-    let event_error = "/2018-06-01/runtime/invocation/r1/error";
-    let framed_init = mode != Mode::Plain && post.path == "/2018-06-01/runtime/init/error";
+fn load_error(mode: Mode, root: Lambda, handler: &str) -> Served {
+    let run = root.start(handler);
+    let post = run.invoke(Event::new("r1", "{}"));
+    let framed_init = mode != Mode::Plain && post.path == INIT_ERROR;
     assert!(
-        post.path == event_error || framed_init,
+        post.path == EVENT_ERROR || framed_init,
         "{handler} {mode:?}: posted to {}: {}",
         post.path,
         post.body_text()
     );
-    bootstrap.wait_for_log("[ERROR] ");
-    Served { root, posts: vec![post], log: bootstrap.stop() }
+    run.wait_for_log("[ERROR] ");
+    Served { posts: vec![post], log: run.stop(), root }
 }
 
 /// Asserts that a load error posts exactly awslambdaric's document for it (an init error has
@@ -314,7 +274,7 @@ fn dotted_slashed_and_package_handler_names_import_as_awslambdaric_does() {
         ];
         for (handler, want) in cases {
             let served = serve_one(mode, &fixtures, handler, &[], "r1");
-            let root = served.root.path.display().to_string();
+            let root = served.root.root().display().to_string();
             let body = served.posts[0].body_text().replace(&root, "<root>");
             let got: Option<Value> = serde_json::from_str(&body).ok();
             assert_eq!(got, Some(want), "{mode:?} {handler}");
@@ -483,7 +443,7 @@ fn an_event_that_is_not_json_is_an_unmarshal_error_worded_as_simplejson_words_it
             .map(|(i, (body, _))| Event::new(&format!("u{i}"), *body))
             .collect();
         let last = format!("u{}", cases.len() - 1);
-        let served = serve(task_root(mode, &["errors.py"]), "errors.echo", &[], events, &last);
+        let served = task_root(mode, &["errors.py"]).serve("errors.echo", events, &[&last]);
         for (i, (post, (_, message))) in served.posts.iter().zip(cases).enumerate() {
             let want = json!({"errorType": "Runtime.UnmarshalError",
                               "errorMessage": format!("Unable to unmarshal input: {message}"),
@@ -570,7 +530,6 @@ const CLIENT_CONTEXT: &str = concat!(
 );
 const COGNITO_IDENTITY: &str =
     r#"{"cognitoIdentityId": "id1", "cognitoIdentityPoolId": "poolid1"}"#;
-const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:test";
 
 #[test]
 fn the_context_has_every_field_of_awslambdaric_s_lambda_context() {
@@ -590,7 +549,7 @@ fn the_context_has_every_field_of_awslambdaric_s_lambda_context() {
             .header("Lambda-Runtime-Cognito-Identity", COGNITO_IDENTITY)
             .header("Lambda-Runtime-Aws-Tenant-Id", "blue");
         let root = task_root(mode, &["context.py"]);
-        let served = serve(root, "context.handler", &env, vec![event], "invoke-id1");
+        let served = root.envs(&env).serve("context.handler", vec![event], &["invoke-id1"]);
         let mut body = served.posts[0].json();
         let remaining = body["remaining_ms"].as_i64().unwrap_or(-1);
         assert!((1..=30_000).contains(&remaining), "{mode:?}: remaining_ms {remaining}");
@@ -659,7 +618,7 @@ fn a_client_context_or_identity_that_is_not_json_is_a_context_unmarshal_error() 
         for (header, value, what) in cases {
             let event = Event::new("r1", "{}").header(header, value);
             let served =
-                serve(task_root(mode, &["context.py"]), "context.handler", &[], vec![event], "r1");
+                task_root(mode, &["context.py"]).serve("context.handler", vec![event], &["r1"]);
             let message =
                 format!("Unable to parse {what} JSON: Expecting value: line 1 column 1 (char 0)");
             let want = json!({"errorType": "Runtime.LambdaContextUnmarshalError",
@@ -676,7 +635,7 @@ fn the_root_logger_writes_aws_s_text_records_with_the_current_request_id() {
     }
     for mode in MODES {
         let events = vec![Event::new("r1", "{}"), Event::new("r2", "{}")];
-        let served = serve(task_root(mode, &["logs.py"]), "logs.handler", &[], events, "done r2");
+        let served = task_root(mode, &["logs.py"]).serve("logs.handler", events, &["done r2"]);
         let log = &served.log;
         assert_eq!(served.posts[0].body_text(), "\"logged\"", "{mode:?}: prints stay in the log");
         // At import, before any invocation, the request id is empty.
@@ -729,12 +688,10 @@ fn the_root_level_is_warning_unless_aws_lambda_log_level_names_one() {
     for mode in MODES {
         for (setting, shown) in cases {
             let env = [("AWS_LAMBDA_LOG_LEVEL", setting)];
-            let served = serve(
-                task_root(mode, &["quiet_logs.py"]),
+            let served = task_root(mode, &["quiet_logs.py"]).envs(&env).serve(
                 "quiet_logs.handler",
-                &env,
                 vec![Event::new("r1", "{}")],
-                "done r1",
+                &["done r1"],
             );
             for level in all {
                 let message = format!("{} message", level.to_lowercase());
@@ -754,8 +711,11 @@ fn the_json_format_writes_aws_s_json_records() {
     let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON")), ("AWS_LAMBDA_LOG_LEVEL", Some("INFO"))];
     for mode in MODES {
         let event = Event::new("r1", "{}").header("Lambda-Runtime-Aws-Tenant-Id", "blue");
-        let served =
-            serve(task_root(mode, &["logs.py"]), "logs.handler", &env, vec![event], "done r1");
+        let served = task_root(mode, &["logs.py"]).envs(&env).serve(
+            "logs.handler",
+            vec![event],
+            &["done r1"],
+        );
         let records = python_records(&served.log);
         let loaded =
             json!({"level": "INFO", "message": "loaded", "logger": "root", "requestId": ""});
@@ -825,7 +785,7 @@ fn bootstrap_s_settings_stay_out_of_the_handler_s_environment() {
         let config = python_config(mode, &[], "convention = \"some-convention\"\n");
         let root = task_root(mode, &["environment.py"]).write("interpreters.toml", &config);
         let event = Event::new("r1", "{}").header("Lambda-Runtime-Trace-Id", "Root=1-abc");
-        let served = serve(root, "environment.handler", &[], vec![event], "r1");
+        let served = root.serve("environment.handler", vec![event], &["r1"]);
         let want = json!({"BOOTSTRAP_CONVENTION": null, "BOOTSTRAP_FRAMED": null,
                           "_HANDLER": "environment.handler", "_X_AMZN_TRACE_ID": "Root=1-abc"});
         assert_eq!(served.posts[0].json(), want, "{mode:?}");
@@ -838,12 +798,14 @@ fn bootstrap_invoke_runs_a_dotted_handler_name() {
         return;
     }
     let fixtures = ["pkg/__init__.py", "pkg/helper.py", "pkg/module.py"];
-    let root = task_root(Mode::Plain, &fixtures);
-    let out = run_cli(&root, &["invoke", "--handler", "pkg.module.handler", "-"], &[], Some(b"{}"));
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = task_root(Mode::Plain, &fixtures)
+        .cli(&["invoke", "--handler", "pkg.module.handler", "-"])
+        .stdin("{}")
+        .run();
+    assert!(out.success(), "{}", out.stderr);
     let greeting = "relative imports work";
     let want = json!({"module": "pkg.module", "greeting": greeting, "again": greeting});
-    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).ok(), Some(want));
+    assert_eq!(out.json(), want);
 }
 
 #[test]
@@ -869,27 +831,23 @@ fn modules_of_the_function_s_layers_under_opt_python_come_after_the_task_root() 
         return;
     }
     let site_packages = format!("python/lib/python{version}/site-packages");
-    let opt = TaskRoot::new()
+    let opt = Lambda::new()
         .write("python/from_layer_root.py", "WHERE = \"/opt/python\"\n")
         .write("python/shadowed.py", "WHERE = \"the layer\"\n")
         .write(&format!("{site_packages}/from_layer_site_packages.py"), "WHERE = \"site\"\n");
     for mode in MODES {
         let root = task_root(mode, &["layered.py", "shadowed.py"]);
-        let mut program = std::process::Command::new("unshare");
-        program
-            .args(["--mount", "sh", "-c", "mount --bind \"$0\" /opt && exec \"$@\""])
-            .arg(&opt.path)
-            .arg(BIN);
-        let api = MockApi::start();
-        let bootstrap = Bootstrap::launch(program, &api, &root, "layered.handler", &[]);
-        api.push(Event::new("r1", "{}"));
-        let post = api.expect_post("/runtime/invocation/r1/response");
-        bootstrap.stop();
+        let mount = "mount --bind \"$0\" /opt && exec \"$@\"";
+        let unshare = ["unshare", "--mount", "sh", "-c", mount].map(OsStr::new);
+        let program = unshare.into_iter().chain([opt.root().as_os_str(), OsStr::new(BIN)]);
+        let run = root.clone().program(program).start("layered.handler");
+        let post = run.response_to(Event::new("r1", "{}"));
+        drop(run);
         let want = json!({
             "layer_root": "/opt/python",
             "site_packages": "site",
             "shadowed": "task root",
-            "path": [root.path, format!("/opt/{site_packages}"), "/opt/python"],
+            "path": [root.root(), format!("/opt/{site_packages}"), "/opt/python"],
         });
         assert_eq!(post.json(), want, "{mode:?}");
     }
@@ -905,7 +863,7 @@ fn without_handler_in_the_environment_the_module_is_named_from_file_and_method()
     for mode in MODES {
         let config = python_config(mode, &["env", "-u", "_HANDLER"], "");
         let root = task_root(mode, &fixtures).write("interpreters.toml", &config);
-        let served = serve(root, "pkg.module.handler", &[], vec![Event::new("r1", "{}")], "r1");
+        let served = root.serve("pkg.module.handler", vec![Event::new("r1", "{}")], &["r1"]);
         let want = json!({"module": "pkg.module", "greeting": greeting, "again": greeting});
         assert_eq!(served.posts[0].json(), want, "{mode:?}");
 

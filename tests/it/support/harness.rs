@@ -153,7 +153,7 @@ impl Lambda {
     fn spawn(&self, handler: &str, api: Option<&str>) -> Bootstrap {
         let api = api.map(|address| ("AWS_LAMBDA_RUNTIME_API", address));
         let vars: Vec<(&str, &str)> = api.into_iter().chain([("_HANDLER", handler)]).collect();
-        Bootstrap::spawn(self.command(&vars), Some(Arc::clone(&self.root)))
+        Bootstrap::spawn(self.command(&vars), Arc::clone(&self.root))
     }
 
     /// Starts bootstrap with `handler`, pushes each event once the one before was answered,

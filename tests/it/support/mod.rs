@@ -2,8 +2,6 @@
 //! Runtime API with a clean environment, and a guard that kills it when the test ends. Tests
 //! are written with `harness::Lambda`; the pieces here are what it is built from.
 
-// Until every module is written with it.
-#[allow(dead_code)]
 pub mod harness;
 pub mod mock_api;
 
@@ -183,47 +181,13 @@ pub struct Bootstrap {
     /// Everything it has logged, and a signal for each new piece.
     stderr: Arc<(Mutex<Vec<u8>>, Condvar)>,
     stderr_reader: Option<thread::JoinHandle<()>>,
-    /// The task root it runs in, when the guard owns a share of it.
-    _root: Option<Arc<TaskRoot>>,
+    /// The task root it runs in, kept until it is gone.
+    _root: Arc<TaskRoot>,
 }
 
 impl Bootstrap {
-    pub fn start(api: &MockApi, root: &TaskRoot, handler: &str) -> Bootstrap {
-        Bootstrap::start_with(api, root, handler, &[])
-    }
-
-    /// Starts it with extra environment variables (`None` removes one).
-    pub fn start_with(
-        api: &MockApi,
-        root: &TaskRoot,
-        handler: &str,
-        env: &[(&str, Option<&str>)],
-    ) -> Bootstrap {
-        Bootstrap::launch(bootstrap_command(), api, root, handler, env)
-    }
-
-    /// Starts `program` (a bootstrap binary, or a wrapper such as `chroot DIR /bootstrap`)
-    /// with the same clean environment as `start_with`.
-    pub fn launch(
-        program: Command,
-        api: &MockApi,
-        root: &TaskRoot,
-        handler: &str,
-        env: &[(&str, Option<&str>)],
-    ) -> Bootstrap {
-        let mut command = clean_environment(program, root);
-        command.env("AWS_LAMBDA_RUNTIME_API", api.address()).env("_HANDLER", handler);
-        for (name, value) in env {
-            match value {
-                Some(v) => command.env(name, v),
-                None => command.env_remove(name),
-            };
-        }
-        Bootstrap::spawn(command, None)
-    }
-
-    /// Starts `command`, its log collected; `root`, if given, is kept until it is gone.
-    fn spawn(mut command: Command, root: Option<Arc<TaskRoot>>) -> Bootstrap {
+    /// Starts `command`, which runs in `root`, its log collected.
+    fn spawn(mut command: Command, root: Arc<TaskRoot>) -> Bootstrap {
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("start bootstrap");
         let pid = child.id();
@@ -481,14 +445,6 @@ pub fn runner_entry(name: &str, keys: &str) -> String {
         "[interpreters.{name}]\nextensions = [{extensions}]\n\
          command = [\"{program}\", \"{{runners}}/{runner}\", \"{{file}}\", \"{{method}}\"]\n{keys}"
     )
-}
-
-impl TaskRoot {
-    /// Runs the built-in runners in `mode` for this task root.
-    pub fn mode(self, mode: Mode) -> TaskRoot {
-        let config = mode.config();
-        self.write("interpreters.toml", &config)
-    }
 }
 
 /// Standard padded base64, decoded strictly, as the Runtime API decodes `Error-Body`.
