@@ -1,9 +1,11 @@
-//! The local subcommands, `bootstrap invoke` and `bootstrap check`: the init and run code the
-//! Lambda loop uses, driven once from a terminal, with no HTTP and no AWS.
+//! The subcommands run from a terminal: `bootstrap invoke`, `check` and `serve`. They drive
+//! the init and run code the Lambda loop uses; `invoke` and `check` with no HTTP at all, `serve`
+//! through a Runtime API it serves itself on loopback.
 //!
 //! - `invoke`: one event through the handler, the response on stdout;
 //! - `check`: what init resolves, the handler file's syntax, and with `--opt` a deployment
-//!   (`doctor`).
+//!   (`doctor`);
+//! - `serve`: Lambda's Invoke API on localhost, for the AWS CLI, SDKs and curl.
 
 pub mod check;
 pub mod doctor;
