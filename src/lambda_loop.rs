@@ -5,7 +5,9 @@
 //!
 //! On Lambda Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY=N`) N such loops run side by side,
 //! each with its own connection and its own handler processes, and never more pollers than N:
-//! Lambda answers a poller beyond N with a 500.
+//! Lambda answers a poller beyond N with a 500. When one loop's Runtime API fails, every
+//! handler of every loop is stopped and its event answered (where the API still listens)
+//! before bootstrap exits: nothing is left running as an orphan (`shutdown::stop`).
 
 use std::fmt;
 use std::sync::mpsc;
@@ -17,6 +19,7 @@ use crate::api::client::{ApiError, Next, RuntimeApi};
 use crate::init::Handler;
 use crate::invocation::{Diagnostic, Invocation, Outcome};
 use crate::log::{self, Level};
+use crate::run::reaper::{self, Stop};
 use crate::run::{self, Executor};
 use crate::shutdown;
 use crate::warn;
@@ -86,7 +89,9 @@ pub fn run_all(address: &ApiAddress, api: RuntimeApi, handler: Handler, loops: u
         return Ended::Init(diagnostic);
     }
     if loops <= 1 {
-        return Ended::Api(run(&api, &mut first));
+        let error = run(&api, &mut first);
+        drop(first);
+        return ended_by_api(error, &address.to_string());
     }
     let (failed, failure) = mpsc::channel();
     let mut first = Some(first);
@@ -96,7 +101,9 @@ pub fn run_all(address: &ApiAddress, api: RuntimeApi, handler: Handler, loops: u
         let address = address.clone();
         let spawned = thread::Builder::new().name(format!("loop-{i}")).spawn(move || {
             let api = RuntimeApi::new(&address);
-            let _ = failed.send(run(&api, &mut executor));
+            if let Some(error) = run(&api, &mut executor) {
+                let _ = failed.send(error);
+            }
         });
         if let Err(e) = spawned {
             warn!("cannot start loop {i} of {loops}: {e}");
@@ -104,22 +111,38 @@ pub fn run_all(address: &ApiAddress, api: RuntimeApi, handler: Handler, loops: u
     }
     drop(failed);
     drop(api);
-    Ended::Api(failure.recv().unwrap_or_else(|_| ApiError::Transport {
-        url: address.to_string(),
+    ended_by_api(failure.recv().ok(), &address.to_string())
+}
+
+/// The end after the Runtime API failed (`None`: no loop could run): every other loop's
+/// handlers are stopped, their events answered, every TMPDIR and event file removed.
+fn ended_by_api(error: Option<ApiError>, url: &str) -> Ended {
+    shutdown::stop(Stop::ApiFailed);
+    Ended::Api(error.unwrap_or_else(|| ApiError::Transport {
+        url: url.to_string(),
         error: ureq::Error::Io(std::io::Error::other("no loop could be started")),
     }))
 }
 
-/// Serves events until the Runtime API fails; returns that failure.
-pub fn run(api: &RuntimeApi, executor: &mut Executor) -> ApiError {
+/// Serves events until the Runtime API fails, and returns that failure; or until bootstrap is
+/// stopping because another loop's API failed (`None`). On a shutdown signal it never returns:
+/// the shutdown thread exits the process once the in-flight events are answered.
+pub fn run(api: &RuntimeApi, executor: &mut Executor) -> Option<ApiError> {
     let mut idle = IDLE_BACKOFF_FIRST;
     loop {
+        match reaper::stopping() {
+            Some(Stop::ApiFailed) => return None,
+            Some(Stop::Signal(_)) => loop {
+                thread::park();
+            },
+            None => {}
+        }
         // A framed worker for the next event starts (and loads the handler) before we ask
         // for that event, so its start-up is never on the caller's path.
         executor.prepare();
         let next = match api.next_invocation() {
             Ok(next) => next,
-            Err(e) => return e,
+            Err(e) => return Some(e),
         };
         let result = match next {
             Next::Idle => {
@@ -138,7 +161,7 @@ pub fn run(api: &RuntimeApi, executor: &mut Executor) -> ApiError {
             }
         };
         match result {
-            Err(e) if e.is_fatal() => return e,
+            Err(e) if e.is_fatal() => return Some(e),
             // 400, 403, 413 (and 410 on Managed Instances) concern this one answer only.
             Err(e) => warn!("posting the result failed: {e}"),
             Ok(()) => {}

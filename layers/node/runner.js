@@ -15,12 +15,9 @@
 // goes there too, then exit 70. A streamed answer is written there whole at its end.
 //
 // Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): the handler is loaded
-// once, then "ready\n" is written to fd 4 (or "error <len>\n<failure>", then exit 70). Each
-// "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 sets the
-// LAMBDA_RUNTIME_* variables, runs the handler and answers on fd 4 with "ok <len>\n<body>"
-// or "error <len>\n<failure>", or for a streaming handler "stream <len>\n<content type>",
-// a "chunk <len>\n<bytes>" per write, then "ok 0\n" or "error <len>\n<failure>". End of
-// file on fd 3: exit 0. stdout and stderr are both the log.
+// once, then the runner serves the invocations bootstrap sends as frames on fds 3 and 4, as
+// layers/PROTOCOL.md describes (a streaming handler's answer as stream and chunk frames).
+// stdout and stderr are both the log.
 //
 // Between events the runner blocks on fd 3, where AWS's process is frozen: what a handler
 // left running (timers, sockets) resumes with the next event. "The event loop is empty",
@@ -885,18 +882,7 @@ async function plain() {
   runInvocation(loaded, input, contextFromEnv(), plainTransport);
 }
 
-// --- The framed protocol -------------------------------------------------------------
-
-// The environment variables set from each key of an invocation's context.
-const CONTEXT_ENV = {
-  aws_request_id: ['LAMBDA_RUNTIME_AWS_REQUEST_ID'],
-  deadline_ms: ['LAMBDA_RUNTIME_DEADLINE_MS'],
-  invoked_function_arn: ['LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN'],
-  trace_id: ['LAMBDA_RUNTIME_TRACE_ID', '_X_AMZN_TRACE_ID'],
-  client_context: ['LAMBDA_RUNTIME_CLIENT_CONTEXT'],
-  cognito_identity: ['LAMBDA_RUNTIME_COGNITO_IDENTITY'],
-  tenant_id: ['LAMBDA_RUNTIME_AWS_TENANT_ID'],
-};
+// --- The framed protocol (layers/PROTOCOL.md) -----------------------------------------
 
 const INVOCATIONS_FD = 3;
 const RESULTS_FD = 4;
@@ -970,9 +956,10 @@ function writeAll(fd, bytes) {
 // for it; a bigger one is not copied.
 const ONE_WRITE_FRAME = 64 * 1024;
 
-function sendFrame(verb, payload) {
+// A frame about invocation `id` (the one its invoke frame named; '0' for the load).
+function sendFrame(verb, id, payload) {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  const header = Buffer.from(`${verb} ${body.length}\n`);
+  const header = Buffer.from(`${verb} ${id} ${body.length}\n`);
   if (header.length + body.length <= ONE_WRITE_FRAME) {
     writeAll(RESULTS_FD, Buffer.concat([header, body]));
     return;
@@ -981,22 +968,22 @@ function sendFrame(verb, payload) {
   writeAll(RESULTS_FD, body);
 }
 
-// A streamed answer on fd 4: opened by its first bytes or by its end, one chunk frame per
-// write (split at the frame limit), then "ok 0" or the error.
-function framedStream() {
+// A streamed answer to invocation `id` on fd 4: opened by its first bytes or by its end, one
+// chunk frame per write (split at the frame limit), then "ok" with no bytes, or the error.
+function framedStream(id) {
   let opened = false;
   let closed = false;
   const open = (contentType) => {
     if (opened) return;
     opened = true;
-    sendFrame('stream', contentType);
+    sendFrame('stream', id, contentType);
   };
   return {
     chunk(contentType, bytes) {
       if (closed) return;
       open(contentType);
       for (let at = 0; at < bytes.length; at += MAX_CHUNK) {
-        sendFrame('chunk', bytes.subarray(at, at + MAX_CHUNK));
+        sendFrame('chunk', id, bytes.subarray(at, at + MAX_CHUNK));
       }
     },
     end(contentType) {
@@ -1004,34 +991,31 @@ function framedStream() {
       open(contentType);
       closed = true;
       this.onEnd();
-      sendFrame('ok', '');
+      sendFrame('ok', id, '');
     },
     // `opening`: false when an error should not open a stream that has not started.
     error(contentType, doc, opening = true) {
       if (closed) return;
       if (opening) open(contentType);
       closed = true;
-      sendFrame('error', doc);
+      sendFrame('error', id, doc);
     },
     onEnd() {},
   };
 }
 
-function setInvocationEnv(context) {
-  for (const [key, names] of Object.entries(CONTEXT_ENV)) {
-    const value = context[key];
-    for (const name of names) {
-      if (value === null || value === undefined) delete process.env[name];
-      else process.env[name] = typeof value === 'string' ? value : JSON.stringify(value);
-    }
-  }
-}
-
-function readContext(bytes) {
+// Sets each per-event variable the context frame names, or unsets it when null.
+function setInvocationEnv(bytes) {
+  let context;
   try {
-    return JSON.parse(bytes.toString('utf8'));
+    context = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    return badInput(`the invocation context is not JSON: ${err.message}`);
+    badInput(`the invocation context is not JSON: ${err.message}`);
+  }
+  if (context === null || typeof context !== 'object') badInput('the invocation context is not a JSON object');
+  for (const [name, value] of Object.entries(context)) {
+    if (value === null) delete process.env[name];
+    else process.env[name] = String(value);
   }
 }
 
@@ -1046,28 +1030,28 @@ async function framed() {
   try {
     loaded = await load();
   } catch (err) {
-    sendFrame('error', JSON.stringify(errorDocument(err)));
+    sendFrame('error', '0', JSON.stringify(errorDocument(err))); // invocation 0: the load
     process.exit(ERROR_EXIT);
   }
   writeAll(RESULTS_FD, Buffer.from('ready\n'));
 
   const reader = new FrameReader(INVOCATIONS_FD);
-  const transport = {
-    ok: (body) => sendFrame('ok', body),
-    error: (doc) => sendFrame('error', doc),
+  // Every frame of an invocation's answer carries the id its invoke frame named.
+  const transportFor = (id) => ({
+    ok: (body) => sendFrame('ok', id, body),
+    error: (doc) => sendFrame('error', id, doc),
     next: () => setImmediate(serveNext),
-    stream: framedStream,
-  };
+    stream: () => framedStream(id),
+  });
   // Blocks until the next event, then starts it; its answer schedules the next call.
   function serveNext() {
     const header = reader.line();
     if (header === null) process.exit(0); // bootstrap retires this worker
-    const sizes = /^invoke (\d+) (\d+)$/.exec(header);
-    if (!sizes) badInput(`malformed frame header ${JSON.stringify(header)}`);
-    const context = readContext(reader.exactly(Number(sizes[1])));
-    const event = reader.exactly(Number(sizes[2]));
-    setInvocationEnv(context);
-    runInvocation(loaded, event, context, transport);
+    const fields = /^invoke (\d+) (\d+) (\d+)$/.exec(header);
+    if (!fields) badInput(`malformed frame header ${JSON.stringify(header)}`);
+    setInvocationEnv(reader.exactly(Number(fields[2])));
+    const event = reader.exactly(Number(fields[3]));
+    runInvocation(loaded, event, contextFromEnv(), transportFor(fields[1]));
   }
   setImmediate(serveNext);
 }

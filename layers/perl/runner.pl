@@ -29,13 +29,10 @@
 # content type is bootstrap's to set); a stream that fails after its first bytes logs the
 # error and exits 1.
 #
-# Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is loaded once,
-# then "ready\n" is written to fd 4 (or "error <len>\n<failure>", then exit 70). Each
-# "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 sets the
-# LAMBDA_RUNTIME_* variables from the context, calls the handler and answers on fd 4
-# with "ok <len>\n<response>" or "error <len>\n<failure>", or streams: "stream <len>\n<content
-# type>", a "chunk <len>\n<bytes>" per write (at most 1 MiB each), then "ok 0\n" or
-# "error <len>\n<failure>". End of file on fd 3: exit 0. STDOUT and STDERR are both the log.
+# Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is loaded once, then
+# the runner serves the invocations bootstrap sends as frames on fds 3 and 4, as
+# layers/PROTOCOL.md describes (a stream as stream and chunk frames of at most 1 MiB each).
+# STDOUT and STDERR are both the log.
 
 use strict;
 use warnings;
@@ -169,7 +166,10 @@ package Bootstrap::Runner;
 use constant MAX_CHUNK => 1024 * 1024;    # bytes per chunk frame
 
 my ($file, $method) = @ARGV;
-defined $method or die "usage: runner.pl FILE METHOD\n";
+if (@ARGV != 2) {
+    print STDERR "usage: runner.pl FILE METHOD\n";
+    exit 2;
+}
 
 my $convention = delete $ENV{BOOTSTRAP_CONVENTION} // '';
 my $P5 = $convention eq 'p5-aws-lambda';
@@ -188,9 +188,10 @@ else {
     $file = "./$file" unless $file =~ m{\A/};    # `do` would search \@INC otherwise
 }
 
-# Where answers go: the original stdout (plain) or fd 4 (framed); and the bytes a plain-mode
-# stream has written to stdout.
+# Where answers go: the original stdout (plain) or fd 4 (framed), with the id of the invocation
+# being answered (0 for the load); and the bytes a plain-mode stream has written to stdout.
 my ($RESPONSE, $FRAMES);
+my $INVOCATION = 0;
 my $streamed = 0;
 
 # Remember the call stack of the most recent die in user code (Carp is core), without
@@ -201,17 +202,6 @@ sub remember_trace {
     $trace = [ grep { length && !/\A(?:eval \{\.\.\.\}|Bootstrap::Runner::\w+\(.*\)) called at \Q${\ __FILE__}\E /s }
                map { s/\A\s+//r } split /\n/, Carp::longmess('') ];
 }
-
-# The environment variables set from each key of a framed invocation's context.
-my @CONTEXT_ENV = (
-    [ aws_request_id       => 'LAMBDA_RUNTIME_AWS_REQUEST_ID' ],
-    [ deadline_ms          => 'LAMBDA_RUNTIME_DEADLINE_MS' ],
-    [ invoked_function_arn => 'LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN' ],
-    [ trace_id             => 'LAMBDA_RUNTIME_TRACE_ID', $P5 ? () : '_X_AMZN_TRACE_ID' ],
-    [ client_context       => 'LAMBDA_RUNTIME_CLIENT_CONTEXT' ],
-    [ cognito_identity     => 'LAMBDA_RUNTIME_COGNITO_IDENTITY' ],
-    [ tenant_id            => 'LAMBDA_RUNTIME_AWS_TENANT_ID' ],
-);
 
 # JSON string escapes, for parse_context (set here, before framed() starts using it).
 my %UNESCAPE = ('"' => '"', '\\' => '\\', '/' => '/', b => "\b", f => "\f", n => "\n", r => "\r", t => "\t");
@@ -612,8 +602,9 @@ sub framed {
     send_frame($out, 'ready');
 
     while (defined(my $header = read_header($in))) {
-        my ($context_len, $event_len) = $header =~ /\Ainvoke (\d+) (\d+)\n\z/
+        my ($id, $context_len, $event_len) = $header =~ /\Ainvoke (\d+) (\d+) (\d+)\n\z/
             or bad_input("malformed frame header '$header'");
+        $INVOCATION = $id;
         my $context = read_exactly($in, $context_len);
         my $event = read_exactly($in, $event_len);
         set_invocation_env($context);
@@ -628,12 +619,17 @@ sub framed {
     exit 0;    # end of file: bootstrap retires this worker
 }
 
+# A header line, at most 64 bytes with its newline (a longer one is refused, not cut); undef
+# at end of file.
 sub read_header {
     my ($in) = @_;
-    local $/ = "\n";
-    my $line = <$in>;
-    $. = 0;    # so that die messages do not end in "<$in> line 1."
-    return $line;
+    my $line = '';
+    while (length $line < 64) {
+        my $got = read($in, $line, 1, length $line) // bad_input("cannot read fd 3: $!");
+        return length $line ? bad_input("end of file inside a frame header") : undef if !$got;
+        return $line if substr($line, -1) eq "\n";
+    }
+    bad_input("a frame header line over 64 bytes");
 }
 
 sub read_exactly {
@@ -652,9 +648,9 @@ sub bad_input {
     exit 1;
 }
 
-# The context is a flat JSON object of strings, numbers and nulls, written by bootstrap. Read it
-# with a regular expression: JSON::PP, which is pure Perl, would cost more than the handler.
-# Anything else falls back to JSON::PP.
+# The context is a flat JSON object of strings and nulls, written by bootstrap. Read it with a
+# regular expression: JSON::PP, which is pure Perl, would cost more than the handler. Anything
+# else falls back to JSON::PP.
 
 sub parse_context {
     my ($text) = @_;
@@ -675,24 +671,22 @@ sub parse_context {
     return eval { json()->decode($text) };
 }
 
-# Writes "VERB\n", or "VERB <length>\nBYTES" when there are BYTES.
+# Writes "VERB\n", or "VERB <invocation id> <length>\nBYTES" when there are BYTES.
 sub send_frame {
     my ($out, $verb, $bytes) = @_;
     local ($,, $\);    # whatever the handler set them to
-    my $frame = defined $bytes ? "$verb " . length($bytes) . "\n" . $bytes : "$verb\n";
+    my $frame = defined $bytes ? "$verb $INVOCATION " . length($bytes) . "\n" . $bytes : "$verb\n";
     print {$out} $frame or exit 1;    # bootstrap is gone
 }
 
+# Sets each per-event variable the context frame names, or unsets it when null.
 sub set_invocation_env {
     my ($text) = @_;
     my $context = parse_context($text);
     ref $context eq 'HASH' or bad_input("the invocation context is not a JSON object");
-    for (@CONTEXT_ENV) {
-        my ($key, @names) = @$_;
-        my $value = $context->{$key};
+    while (my ($name, $value) = each %$context) {
         utf8::encode($value) if defined $value;    # characters from JSON, bytes in %ENV
-        for my $name (@names) {
-            if (defined $value) { $ENV{$name} = $value } else { delete $ENV{$name} }
-        }
+        if (defined $value) { $ENV{$name} = $value } else { delete $ENV{$name} }
     }
+    delete $ENV{_X_AMZN_TRACE_ID} if $P5;    # p5 sets it only for the handler call
 }

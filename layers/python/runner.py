@@ -17,11 +17,8 @@ writes one JSON object {errorMessage, errorType, requestId, stackTrace} to the o
 stdout and exits 70. A module that fails to load is that event's error.
 
 Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): the module is imported once,
-then "ready\n" is written to fd 4 (or "error <len>\n<error JSON>", then exit 70: an init
-error). Each "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 sets
-the LAMBDA_RUNTIME_* variables from the context, calls the handler and answers on fd 4 with
-"ok <len>\n<response>" or "error <len>\n<error JSON>". End of file on fd 3: exit 0.
-stdout and stderr are both the log.
+then the runner serves the invocations bootstrap sends as frames on fds 3 and 4, as
+layers/PROTOCOL.md describes; stdout and stderr are both the log.
 
 Logs: awslambdaric writes each log record as one frame of its telemetry channel, so a
 multi-line message stays one CloudWatch record. Here the log is a byte stream that Lambda
@@ -644,17 +641,7 @@ def _plain(name):
     return status
 
 
-# The environment variables set from each key of a framed invocation's context.
-CONTEXT_ENV = (
-    ("aws_request_id", ("LAMBDA_RUNTIME_AWS_REQUEST_ID",)),
-    ("deadline_ms", ("LAMBDA_RUNTIME_DEADLINE_MS",)),
-    ("invoked_function_arn", ("LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN",)),
-    ("trace_id", ("LAMBDA_RUNTIME_TRACE_ID", "_X_AMZN_TRACE_ID")),
-    ("client_context", ("LAMBDA_RUNTIME_CLIENT_CONTEXT",)),
-    ("cognito_identity", ("LAMBDA_RUNTIME_COGNITO_IDENTITY",)),
-    ("tenant_id", ("LAMBDA_RUNTIME_AWS_TENANT_ID",)),
-)
-
+# --- The frame protocol (layers/PROTOCOL.md) ---
 
 def _read_exact(stream, size):
     data = stream.read(size)  # a BufferedReader reads until it has `size` bytes or EOF
@@ -663,20 +650,19 @@ def _read_exact(stream, size):
     return data
 
 
-def _invocation_context(context_bytes):
-    """The context frame's fields, also set as the per-event environment variables."""
+def _set_invocation_env(context_bytes):
+    """Sets each per-event variable the context frame names, or unsets it when null."""
     try:
         context = json.loads(context_bytes)
     except ValueError as e:
         sys.exit("runner: the invocation context is not JSON: %s" % e)
-    for key, names in CONTEXT_ENV:
-        value = context.get(key)
-        for name in names:
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value if isinstance(value, str) else json.dumps(value)
-    return context
+    if not isinstance(context, dict):
+        sys.exit("runner: the invocation context is not a JSON object")
+    for name, value in context.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _framed(name):
@@ -687,16 +673,16 @@ def _framed(name):
     results = os.fdopen(4, "wb")
     _setup_output()  # fd 1 is the log in this mode
 
-    def send(verb, body):
+    def send(verb, invocation, body):
         sys.stdout.flush()  # the handler's last log lines before its result
         sys.stderr.flush()
-        results.write(b"%s %d\n" % (verb, len(body)))
+        results.write(b"%s %s %d\n" % (verb, invocation, len(body)))
         results.write(body)
         results.flush()
 
     handler, error = _init(name)
     if handler is None:
-        send(b"error", error)
+        send(b"error", b"0", error)  # invocation 0: the load
         return ERROR_EXIT
     results.write(b"ready\n")
     results.flush()
@@ -705,14 +691,17 @@ def _framed(name):
         header = invocations.readline(64)
         if not header:
             return 0  # bootstrap retires this worker
-        fields = header.split()
-        if (not header.endswith(b"\n") or len(fields) != 3 or fields[0] != b"invoke"
-                or not (fields[1].isdigit() and fields[2].isdigit())):
+        fields = header[:-1].split(b" ")
+        if (not header.endswith(b"\n") or len(fields) != 4 or fields[0] != b"invoke"
+                or not all(field.isdigit() for field in fields[1:])):
             sys.exit("runner: malformed frame header %r" % header)
-        context_bytes = _read_exact(invocations, int(fields[1]))
-        event_bytes = _read_exact(invocations, int(fields[2]))
-        ok, body = _invoke(handler, event_bytes, _invocation_context(context_bytes))
-        send(b"ok" if ok else b"error", body)
+        invocation = fields[1]
+        context_bytes = _read_exact(invocations, int(fields[2]))
+        event_bytes = _read_exact(invocations, int(fields[3]))
+        _set_invocation_env(context_bytes)
+        fields = {key: os.environ.get(var) for key, var in ENV_FIELDS}
+        ok, body = _invoke(handler, event_bytes, fields)
+        send(b"ok" if ok else b"error", invocation, body)
 
 
 def _layer_paths():

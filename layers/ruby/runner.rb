@@ -24,12 +24,10 @@
 # write to the log (fd 1 becomes a copy of stderr); the response goes to the original
 # stdout, then exit 0; a failure goes there too, then exit 70.
 #
-# Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is loaded once, then
-# "ready\n" is written to fd 4 (or "error <len>\n<failure>", then exit 70). Each
-# "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 sets the
-# LAMBDA_RUNTIME_* variables from the context, calls the handler and answers on fd 4 with
-# "ok <len>\n<response>" or "error <len>\n<failure>". End of file on fd 3: exit 0. stdout
-# and stderr are both the log. Ruby handlers do not stream (AWS's runtime does not either).
+# Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is loaded once, then the
+# runner serves the invocations bootstrap sends as frames on fds 3 and 4, as layers/PROTOCOL.md
+# describes. stdout and stderr are both the log. Ruby handlers do not stream (AWS's runtime
+# does not either).
 
 require 'json'
 require 'logger'
@@ -146,17 +144,6 @@ module BootstrapRunner
   # Bootstrap refuses error documents over 1 MiB; a message is cut well below that.
   MAX_MESSAGE_BYTES = 256 * 1024
   RUNNER = File.expand_path(__FILE__)
-
-  # The environment variables set from each key of a framed invocation's context.
-  CONTEXT_ENV = {
-    'aws_request_id' => %w[LAMBDA_RUNTIME_AWS_REQUEST_ID],
-    'deadline_ms' => %w[LAMBDA_RUNTIME_DEADLINE_MS],
-    'invoked_function_arn' => %w[LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN],
-    'trace_id' => %w[LAMBDA_RUNTIME_TRACE_ID _X_AMZN_TRACE_ID],
-    'client_context' => %w[LAMBDA_RUNTIME_CLIENT_CONTEXT],
-    'cognito_identity' => %w[LAMBDA_RUNTIME_COGNITO_IDENTITY],
-    'tenant_id' => %w[LAMBDA_RUNTIME_AWS_TENANT_ID]
-  }.freeze
 
   # The invocation headers aws_lambda_ric reads, from the per-event environment.
   HEADER_ENV = {
@@ -422,22 +409,23 @@ module BootstrapRunner
     target = begin
       load_handler(file, method)
     rescue Failure => f
-      send_frame(results, 'error', JSON.generate(init_failed(f)))
+      send_frame(results, 'error', '0', JSON.generate(init_failed(f))) # invocation 0: the load
       exit(ERROR_EXIT)
     end
     results.write("ready\n")
 
     while (header = invocations.gets("\n", 64))
-      fields = header.split(' ')
-      unless header.end_with?("\n") && fields.size == 3 && fields[0] == 'invoke' &&
-             fields[1] =~ /\A\d+\z/ && fields[2] =~ /\A\d+\z/
+      fields = header.chomp("\n").split(' ', -1)
+      unless header.end_with?("\n") && fields.size == 4 && fields[0] == 'invoke' &&
+             fields[1..].all? { |field| field.match?(/\A\d+\z/) }
         abort "runner: malformed frame header #{header.inspect}"
       end
-      context_bytes = read_exactly(invocations, fields[1].to_i)
-      event_bytes = read_exactly(invocations, fields[2].to_i)
+      id = fields[1]
+      context_bytes = read_exactly(invocations, fields[2].to_i)
+      event_bytes = read_exactly(invocations, fields[3].to_i)
       set_invocation_env(context_bytes)
       kind, body = invoke(target, event_bytes)
-      send_frame(results, kind.to_s, kind == :ok ? body : JSON.generate(body))
+      send_frame(results, kind.to_s, id, kind == :ok ? body : JSON.generate(body))
     end
     exit(0) # end of file: bootstrap retires this worker
   end
@@ -448,14 +436,16 @@ module BootstrapRunner
     data
   end
 
-  def send_frame(io, verb, body)
+  # A frame about invocation `id` (the one its invoke frame named; '0' for the load).
+  def send_frame(io, verb, id, body)
     STDOUT.flush # the handler's last log lines before its result
     STDERR.flush
-    io.write("#{verb} #{body.bytesize}\n", body)
+    io.write("#{verb} #{id} #{body.bytesize}\n", body)
   rescue Errno::EPIPE
     exit!(1) # bootstrap is gone
   end
 
+  # Sets each per-event variable the context frame names, or unsets it when null.
   def set_invocation_env(context_bytes)
     context = begin
       JSON.parse(context_bytes)
@@ -463,11 +453,7 @@ module BootstrapRunner
       abort "runner: the invocation context is not JSON: #{e.message}"
     end
     abort 'runner: the invocation context is not a JSON object' unless context.is_a?(Hash)
-    CONTEXT_ENV.each do |key, names|
-      value = context[key]
-      value = value.to_json unless value.nil? || value.is_a?(String)
-      names.each { |name| value.nil? ? ENV.delete(name) : ENV[name] = value }
-    end
+    context.each { |name, value| value.nil? ? ENV.delete(name) : ENV[name] = value.to_s }
   end
 
   def main

@@ -15,17 +15,20 @@
 # non-zero status becomes the runner's exit status (70 is mapped to 1, since 70 is
 # reserved for the runner's own structured errors); the load errors go to stdout.
 #
-# Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is sourced once,
-# then "ready\n" is written to fd 4 (or "error <len>\n<error>", then exit 70). Each
-# "invoke <context_len> <event_len>\n<context JSON><event>" read from fd 3 exports the
-# LAMBDA_RUNTIME_* variables from the context and calls METHOD in a subshell (so its
-# `exit`, `cd` or variables stay in that invocation) with fds 3 and 4 closed; the
-# answer on fd 4 is "ok <len>\n<stdout>" or, for a non-zero status, "error <len>\n"
-# and a Runtime.ExitError. End of file on fd 3: exit 0. stdout and stderr are
-# both the log. Needs /proc, and GNU head for events over 4 KiB.
+# Framed (BOOTSTRAP_FRAMED=1; one warm process for many events): FILE is sourced once, then
+# the runner serves the invocations bootstrap sends as frames on fds 3 and 4, as
+# layers/PROTOCOL.md describes: it exports the per-event variables and calls METHOD in a
+# subshell (so its `exit`, `cd` or variables stay in that invocation) with fds 3 and 4
+# closed; its stdout is the answer, a non-zero status a Runtime.ExitError. stdout and stderr
+# are both the log. Needs /proc, and GNU head for events over 4 KiB.
 
+if (( $# != 2 )); then
+    printf 'usage: runner.sh FILE METHOD\n' >&2
+    exit 2
+fi
 __bootstrap_file=$1
 __bootstrap_method=$2
+__bootstrap_id=0    # the invocation being answered; 0 is the load
 
 if [[ ${BOOTSTRAP_FRAMED-} == 1 ]]; then
     __bootstrap_framed=1
@@ -60,10 +63,10 @@ __bootstrap_diagnose() {
         "$type" "$message"
 }
 
-# Writes a frame to bootstrap: VERB, the byte length of TEXT, TEXT.
+# Writes a frame to bootstrap: VERB, the invocation id, the byte length of TEXT, TEXT.
 __bootstrap_send() {
     local LC_ALL=C    # ${#2} counts bytes, not characters
-    printf '%s %d\n%s' "$1" "${#2}" "$2" >&4
+    printf '%s %s %d\n%s' "$1" "$__bootstrap_id" "${#2}" "$2" >&4
 }
 
 # Reports an error that ends the runner: on the protocol's response channel, then exit 70.
@@ -168,25 +171,27 @@ __bootstrap_read_event() {
     fi
 }
 
-# Exports each VAR from KEY of the invocation context, or unsets them when it is null or
-# absent. The context is bootstrap's compact JSON: "key":null, "key":123 or "key":"..."
-# (JSON-escaped), so a regular expression finds a key and `printf %b` unescapes its
-# value once \" and \/ are taken care of.
+# Exports each variable the invocation context names, or unsets it when it is null. The
+# context is bootstrap's compact JSON object of "NAME":null and "NAME":"..." (JSON-escaped),
+# so a regular expression takes one pair at a time and `printf %b` unescapes a value once \"
+# and \/ are taken care of.
 __bootstrap_context_env() {
-    local key=$1 value re
-    shift
-    re='[{,]"'$key'":(null|[0-9]+|"(([^"\\]|\\.)*)")'
-    if [[ $__bootstrap_context =~ $re && ${BASH_REMATCH[1]} != null ]]; then
-        value=${BASH_REMATCH[1]}
-        if [[ $value == \"* ]]; then
-            value=${BASH_REMATCH[2]//\\\"/\"}
-            value=${value//\\\//\/}
-            printf -v value '%b' "$value"
+    local rest=$__bootstrap_context name value
+    local re='^[{,]"([A-Za-z_][A-Za-z0-9_]*)":(null|"(([^"\\]|\\.)*)")(.*)$'
+    while [[ $rest =~ $re ]]; do
+        name=${BASH_REMATCH[1]}
+        value=${BASH_REMATCH[3]}
+        rest=${BASH_REMATCH[5]}
+        if [[ ${BASH_REMATCH[2]} == null ]]; then
+            unset "$name"
+            continue
         fi
-        for key; do export "$key=$value"; done
-    else
-        unset "$@"
-    fi
+        value=${value//\\\"/\"}
+        value=${value//\\\//\/}
+        printf -v value '%b' "$value"
+        export "$name=$value"
+    done
+    [[ $rest == '}' ]] || __bootstrap_bad_input "the invocation context is not a flat JSON object"
 }
 
 # Sends the handler's stdout (the file behind fd $__bootstrap_out) as an ok frame, byte
@@ -196,7 +201,7 @@ __bootstrap_send_output() {
     if ! IFS= read -r -d '' -n 65536 output <"$file"; then
         __bootstrap_send ok "$output"
     else
-        { printf 'ok %d\n' "$(command wc -c <"$file")"; command cat <"$file"; } >&4
+        { printf 'ok %s %d\n' "$__bootstrap_id" "$(command wc -c <"$file")"; command cat <"$file"; } >&4
     fi
 }
 
@@ -208,19 +213,17 @@ command rm -f -- "$__bootstrap_tmp"
 
 printf 'ready\n' >&4
 
-while IFS=' ' read -r -u 3 __bootstrap_verb __bootstrap_clen __bootstrap_elen __bootstrap_rest; do
-    [[ $__bootstrap_verb == invoke && $__bootstrap_clen =~ ^[0-9]+$ && $__bootstrap_elen =~ ^[0-9]+$ &&
-        -z $__bootstrap_rest ]] || __bootstrap_bad_input "malformed frame header"
-    __bootstrap_read_bytes __bootstrap_context $((10#$__bootstrap_clen))    # 10#: never octal
+# A header line is at most 64 bytes with its newline: `read -N 64` would cut a longer one, so
+# a line that did not end within them is refused.
+while IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; do
+    (( ${#__bootstrap_header} < 64 )) || __bootstrap_bad_input "a frame header line over 64 bytes"
+    [[ $__bootstrap_header =~ ^invoke\ ([0-9]+)\ ([0-9]+)\ ([0-9]+)$ ]] ||
+        __bootstrap_bad_input "malformed frame header"
+    __bootstrap_id=${BASH_REMATCH[1]}
+    __bootstrap_elen=${BASH_REMATCH[3]}
+    __bootstrap_read_bytes __bootstrap_context $((10#${BASH_REMATCH[2]}))    # 10#: never octal
     __bootstrap_read_event $((10#$__bootstrap_elen))
-
-    __bootstrap_context_env aws_request_id LAMBDA_RUNTIME_AWS_REQUEST_ID
-    __bootstrap_context_env deadline_ms LAMBDA_RUNTIME_DEADLINE_MS
-    __bootstrap_context_env invoked_function_arn LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN
-    __bootstrap_context_env trace_id LAMBDA_RUNTIME_TRACE_ID _X_AMZN_TRACE_ID
-    __bootstrap_context_env client_context LAMBDA_RUNTIME_CLIENT_CONTEXT
-    __bootstrap_context_env cognito_identity LAMBDA_RUNTIME_COGNITO_IDENTITY
-    __bootstrap_context_env tenant_id LAMBDA_RUNTIME_AWS_TENANT_ID
+    __bootstrap_context_env
 
     __bootstrap_call >|"/proc/$$/fd/$__bootstrap_out" {__bootstrap_out}<&- 3<&- 4>&-
     __bootstrap_status=$?

@@ -1,7 +1,8 @@
-//! The per-event context, in one table: the `/next` header each value comes from, the
-//! environment variables a handler sees it in, and its key in a framed runner's context frame.
-//! The header parser, the plain runner's environment and the framed runners' context are all
-//! derived from it.
+//! The per-event context, in one table: the `/next` header each value comes from and the
+//! environment variables a handler sees it in. The header parser, a plain handler's environment
+//! and a framed runner's context frame are all derived from it. The context frame's keys are
+//! the variables' names (`layers/PROTOCOL.md`), so that a runner sets each one, or unsets it when
+//! it is `null`, and needs no table of its own.
 
 use super::Invocation;
 
@@ -25,49 +26,20 @@ pub const HEADER_TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
 pub struct Field {
     /// The `/next` header, lower case.
     pub header: &'static str,
-    /// The environment variables a handler finds it in (each set only when Lambda sent it).
+    /// The environment variables a handler finds it in (each set only when Lambda sent it),
+    /// which are also its keys in a framed runner's context frame.
     pub variables: &'static [&'static str],
-    /// Its key in the context frame of a framed runner.
-    pub frame_key: &'static str,
 }
 
 /// Every per-event value, in the order of `Invocation::context_values`.
 pub const FIELDS: [Field; 7] = [
-    Field {
-        header: HEADER_REQUEST_ID,
-        variables: &["LAMBDA_RUNTIME_AWS_REQUEST_ID"],
-        frame_key: "aws_request_id",
-    },
-    Field {
-        header: HEADER_DEADLINE_MS,
-        variables: &["LAMBDA_RUNTIME_DEADLINE_MS"],
-        frame_key: "deadline_ms",
-    },
-    Field {
-        header: HEADER_FUNCTION_ARN,
-        variables: &["LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN"],
-        frame_key: "invoked_function_arn",
-    },
-    Field {
-        header: HEADER_TRACE_ID,
-        variables: &["LAMBDA_RUNTIME_TRACE_ID", "_X_AMZN_TRACE_ID"],
-        frame_key: "trace_id",
-    },
-    Field {
-        header: HEADER_CLIENT_CONTEXT,
-        variables: &["LAMBDA_RUNTIME_CLIENT_CONTEXT"],
-        frame_key: "client_context",
-    },
-    Field {
-        header: HEADER_COGNITO_IDENTITY,
-        variables: &["LAMBDA_RUNTIME_COGNITO_IDENTITY"],
-        frame_key: "cognito_identity",
-    },
-    Field {
-        header: HEADER_TENANT_ID,
-        variables: &["LAMBDA_RUNTIME_AWS_TENANT_ID"],
-        frame_key: "tenant_id",
-    },
+    Field { header: HEADER_REQUEST_ID, variables: &["LAMBDA_RUNTIME_AWS_REQUEST_ID"] },
+    Field { header: HEADER_DEADLINE_MS, variables: &["LAMBDA_RUNTIME_DEADLINE_MS"] },
+    Field { header: HEADER_FUNCTION_ARN, variables: &["LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN"] },
+    Field { header: HEADER_TRACE_ID, variables: &["LAMBDA_RUNTIME_TRACE_ID", "_X_AMZN_TRACE_ID"] },
+    Field { header: HEADER_CLIENT_CONTEXT, variables: &["LAMBDA_RUNTIME_CLIENT_CONTEXT"] },
+    Field { header: HEADER_COGNITO_IDENTITY, variables: &["LAMBDA_RUNTIME_COGNITO_IDENTITY"] },
+    Field { header: HEADER_TENANT_ID, variables: &["LAMBDA_RUNTIME_AWS_TENANT_ID"] },
 ];
 
 /// Every per-event variable, so that an inherited value can be removed.
@@ -98,20 +70,22 @@ impl Invocation {
             .collect()
     }
 
-    /// The context frame: a flat JSON object, keys in `FIELDS` order. The deadline is a number,
-    /// every other value a string or `null`.
+    /// The context frame: a flat JSON object whose keys are the per-event variables (in
+    /// `FIELDS` order) and whose values are strings, or `null` for a variable to unset.
     pub fn context_json(&self) -> String {
         let mut out = String::from("{");
-        for (i, (field, value)) in FIELDS.iter().zip(self.context_values()).enumerate() {
-            if i > 0 {
+        for (name, value) in self.environment() {
+            if out.len() > 1 {
                 out.push(',');
             }
-            out.push_str(&format!("\"{}\":", field.frame_key));
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
             match value {
-                Some(v) if field.header == HEADER_DEADLINE_MS => out.push_str(&v),
-                value => {
-                    out.push_str(&serde_json::to_string(&value).expect("BUG: strings serialize"))
+                Some(v) => {
+                    out.push_str(&serde_json::to_string(&v).expect("BUG: strings serialize"))
                 }
+                None => out.push_str("null"),
             }
         }
         out.push('}');
@@ -140,13 +114,17 @@ mod tests {
     }
 
     #[test]
-    fn context_frames_keep_a_fixed_key_order() {
+    fn context_frames_are_the_per_event_variables_in_a_fixed_order() {
         assert_eq!(
             invocation().context_json(),
-            "{\"aws_request_id\":\"r-1\",\"deadline_ms\":1700000000000,\"invoked_function_arn\":\"arn:x\",\
-             \"trace_id\":\"Root=1\",\"client_context\":\"{\\\"a\\\":\\\"\\\\\\\"\\\"}\",\"cognito_identity\":null,\
-             \"tenant_id\":null}"
+            r#"{"LAMBDA_RUNTIME_AWS_REQUEST_ID":"r-1","LAMBDA_RUNTIME_DEADLINE_MS":"1700000000000",\
+               "LAMBDA_RUNTIME_INVOKED_FUNCTION_ARN":"arn:x","LAMBDA_RUNTIME_TRACE_ID":"Root=1",\
+               "_X_AMZN_TRACE_ID":"Root=1","LAMBDA_RUNTIME_CLIENT_CONTEXT":"{\"a\":\"\\\"\"}",\
+               "LAMBDA_RUNTIME_COGNITO_IDENTITY":null,"LAMBDA_RUNTIME_AWS_TENANT_ID":null}"#
+                .replace("\\\n               ", "")
         );
+        let parsed: serde_json::Value = serde_json::from_str(&invocation().context_json()).unwrap();
+        assert_eq!(parsed.as_object().map(|o| o.len()), Some(variables().count()));
     }
 
     #[test]

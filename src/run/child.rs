@@ -1,8 +1,10 @@
 //! One handler process, plain or framed: its command (program, task root, process group,
-//! environment), the threads that copy its output to the log, the watch on its exit, and the
-//! private temporary files and directories it is given. `plain` and `framed` build on this.
+//! environment), the threads that copy its output to the log, and the private temporary files
+//! and directories it is given. `unit` runs it under its warden; `plain` and `worker` build on
+//! both.
 
 use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::sys;
+use super::reaper;
 use crate::init::Handler;
 use crate::invocation::error_type::SPAWN_ERROR;
 use crate::invocation::{Diagnostic, Invocation, context};
@@ -77,16 +79,6 @@ pub(super) fn spawn_thread(job: impl FnOnce() + Send + 'static) {
     let _ = thread::Builder::new().stack_size(THREAD_STACK).spawn(job);
 }
 
-/// Calls `exited` once the child `pid` has exited, from a thread of its own. The child is left
-/// a zombie for its owner to reap (see `sys`), so its pid cannot be reused meanwhile.
-pub(super) fn watch_exit(pid: u32, exited: impl FnOnce() + Send + 'static) {
-    spawn_thread(move || {
-        // If waitid fails the child is not ours to wait for; it counts as gone.
-        let _ = sys::wait_exited_unreaped(pid);
-        exited();
-    });
-}
-
 /// Copies the handler's stderr to ours as it arrives, and returns its last few KiB.
 pub(super) fn forward_stderr(stderr: ChildStderr, current: &CurrentRequest) -> Vec<u8> {
     let mut tail = Vec::with_capacity(STDERR_TAIL_BYTES * 2);
@@ -108,6 +100,7 @@ pub(super) fn copy_to_log(
     let mut buf = [0u8; 8192];
     let mut lines = log::HandlerLines::new();
     let id = || current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut last = id();
     loop {
         let n = match output.read(&mut buf) {
             Ok(0) => break,
@@ -115,10 +108,16 @@ pub(super) fn copy_to_log(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        lines.write(&buf[..n], id().as_deref());
+        let now = id();
+        if now != last {
+            // A line begun in the last event is that event's record, not the next one's.
+            lines.flush(last.as_deref());
+            last = now;
+        }
+        lines.write(&buf[..n], last.as_deref());
         also(&buf[..n]);
     }
-    lines.flush(id().as_deref());
+    lines.flush(last.as_deref());
 }
 
 /// Appends to the last `STDERR_TAIL_BYTES` of a handler's stderr.
@@ -129,11 +128,32 @@ pub(super) fn keep_tail(tail: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// `$TMPDIR/bootstrap-<kind>-<pid>-<n>`: a name no other invocation of this process uses.
-fn unique_temp_path(kind: &str) -> PathBuf {
+/// How many names `create_unique` tries before it gives up: each is new with odds of 2^-64 of
+/// meeting an old one, so only a directory that refuses every name gets there.
+const NAME_ATTEMPTS: usize = 8;
+
+/// `$TMPDIR/bootstrap-<kind>-<pid>-<n>-<random>`, created by `create` (which must refuse a name
+/// that exists): no other invocation of this process uses the name, and the random part keeps
+/// a previous run's leftovers (a killed bootstrap, whose pid this one may have) from meeting it.
+fn create_unique(kind: &str, create: impl Fn(&Path) -> io::Result<()>) -> io::Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("bootstrap-{kind}-{}-{n}", std::process::id()))
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for _ in 0..NAME_ATTEMPTS {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut random = RandomState::new().build_hasher();
+        random.write_u64(n);
+        let name = format!("bootstrap-{kind}-{}-{n}-{:016x}", std::process::id(), random.finish());
+        let path = std::env::temp_dir().join(name);
+        match create(&path) {
+            Ok(()) => {
+                reaper::track_temp(path.clone());
+                return Ok(path);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 /// A private temporary directory for one invocation (or one framed worker), handed to the
@@ -144,8 +164,7 @@ pub(super) struct ScratchDir {
 
 impl ScratchDir {
     pub(super) fn create() -> io::Result<ScratchDir> {
-        let path = unique_temp_path("tmp");
-        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        let path = create_unique("tmp", |path| fs::DirBuilder::new().mode(0o700).create(path))?;
         Ok(ScratchDir { path })
     }
 
@@ -159,6 +178,7 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         // The handler may have removed it, or left files in it: both are fine.
         let _ = fs::remove_dir_all(&self.path);
+        reaper::untrack_temp(&self.path);
     }
 }
 
@@ -169,21 +189,23 @@ pub(super) struct EventFile {
 
 impl EventFile {
     pub(super) fn create(event: &[u8]) -> Result<EventFile, Diagnostic> {
-        let path = unique_temp_path("event");
         let write = |path: &Path| -> io::Result<()> {
             let mut file: File =
                 OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-            file.write_all(event)
+            file.write_all(event).inspect_err(|_| {
+                let _ = fs::remove_file(path);
+            })
         };
-        match write(&path) {
-            Ok(()) => Ok(EventFile { path }),
-            Err(e) => {
-                let _ = fs::remove_file(&path);
-                Err(Diagnostic::new(
-                    SPAWN_ERROR,
-                    format!("cannot write the event to {}: {e}", path.display()),
-                ))
-            }
+        match create_unique("event", write) {
+            Ok(path) => Ok(EventFile { path }),
+            Err(e) => Err(Diagnostic::new(
+                SPAWN_ERROR,
+                format!(
+                    "cannot write the event to a file in {}: {e}",
+                    std::env::temp_dir().display()
+                ),
+            )
+            .with_hint("make TMPDIR (default /tmp) a writable directory with room for the event")),
         }
     }
 }
@@ -192,5 +214,6 @@ impl Drop for EventFile {
     fn drop(&mut self) {
         // Already gone (the handler deleted it) is fine.
         let _ = fs::remove_file(&self.path);
+        reaper::untrack_temp(&self.path);
     }
 }

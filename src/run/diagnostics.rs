@@ -7,6 +7,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::child::DEADLINE_MARGIN;
+use super::reaper::Stop;
 use super::sys;
 use crate::init::Handler;
 use crate::invocation::error_type::{
@@ -46,11 +47,15 @@ pub(super) fn streamed_too_large(limit: u64) -> Diagnostic {
     )
 }
 
-/// The error for a handler stopped because bootstrap is shutting down.
-pub(super) fn shutdown() -> Diagnostic {
+/// The error for a handler stopped because bootstrap is stopping, and why it is.
+pub(super) fn shutdown(why: Stop) -> Diagnostic {
+    let cause = match why {
+        Stop::Signal(signal) => format!("it received {}", sys::signal_name(signal)),
+        Stop::ApiFailed => "the Runtime API failed; Lambda starts a new environment".to_string(),
+    };
     Diagnostic::new(
         SHUTDOWN,
-        "the runtime is shutting down (it received SIGTERM or SIGINT): the handler was stopped",
+        format!("the runtime is shutting down ({cause}): the handler was stopped"),
     )
 }
 

@@ -1,6 +1,11 @@
 //! The frame protocol between bootstrap and a framed runner, as bytes: the frames a runner
 //! sends, read with fixed limits, and the invoke frame bootstrap sends. The whole protocol,
 //! for anyone writing a runner, is in `layers/PROTOCOL.md`.
+//!
+//! Every frame about an invocation carries the invocation's id, which bootstrap chose when it
+//! sent the invoke frame and the runner echoes; the worker (`worker`) refuses a frame whose id
+//! is not the one it holds. A header line is read up to `MAX_HEADER_LINE` bytes and must end
+//! there: a longer one is refused, never cut and parsed.
 
 use std::io::{BufRead, Read};
 
@@ -8,8 +13,11 @@ use crate::invocation::{Diagnostic, Invocation, MAX_RESPONSE_BYTES};
 
 /// Set for a runner that should speak frames on fds 3 and 4.
 pub const ENV_FRAMED: &str = "BOOTSTRAP_FRAMED";
-/// The longest frame header line we accept.
-const MAX_HEADER_LINE: u64 = 64;
+/// The longest frame header line, its newline included, in either direction. Two 20-digit
+/// numbers and a verb fit with room to spare.
+pub const MAX_HEADER_LINE: usize = 64;
+/// The id of no invocation: an error frame with it reports that the handler could not load.
+pub const LOAD_ID: u64 = 0;
 /// The largest error document we accept from a runner.
 const MAX_ERROR_FRAME: usize = 1024 * 1024;
 /// The largest chunk frame of a streamed response.
@@ -23,68 +31,105 @@ pub enum Frame {
     /// The handler is loaded.
     Ready,
     /// The response (or the last bytes of a stream).
-    Ok(Vec<u8>),
-    /// The handler failed (or could not be loaded), as the runner's error document.
-    Error(Diagnostic),
+    Ok { id: u64, body: Vec<u8> },
+    /// The handler failed (or, with `LOAD_ID`, could not be loaded), as the runner's document.
+    Error { id: u64, diagnostic: Diagnostic },
     /// An `ok` frame announced more than Lambda takes; reading stopped there.
-    TooLarge,
+    TooLarge { id: u64 },
     /// A streamed response opens with this Content-Type.
-    Stream(String),
+    Stream { id: u64, content_type: String },
     /// Bytes of the streamed response.
-    Chunk(Vec<u8>),
+    Chunk { id: u64, bytes: Vec<u8> },
 }
 
-/// The invoke frame for `invocation`: its header line and context; the event follows them.
-pub fn invoke_head(invocation: &Invocation) -> Vec<u8> {
+impl Frame {
+    /// The invocation the frame is about; `None` for `ready`.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            Frame::Ready => None,
+            Frame::Ok { id, .. }
+            | Frame::Error { id, .. }
+            | Frame::TooLarge { id }
+            | Frame::Stream { id, .. }
+            | Frame::Chunk { id, .. } => Some(*id),
+        }
+    }
+
+    /// What the frame is, for error messages: its verb.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Frame::Ready => "ready",
+            Frame::Ok { .. } | Frame::TooLarge { .. } => "ok",
+            Frame::Error { .. } => "error",
+            Frame::Stream { .. } => "stream",
+            Frame::Chunk { .. } => "chunk",
+        }
+    }
+}
+
+/// The invoke frame for `invocation` under `id`: its header line and context; the event
+/// follows them.
+pub fn invoke_head(id: u64, invocation: &Invocation) -> Vec<u8> {
     let context = invocation.context_json();
-    let mut head = format!("invoke {} {}\n", context.len(), invocation.event.len()).into_bytes();
+    let header = format!("invoke {id} {} {}\n", context.len(), invocation.event.len());
+    debug_assert!(header.len() <= MAX_HEADER_LINE, "BUG: an invoke header over the limit");
+    let mut head = header.into_bytes();
     head.extend_from_slice(context.as_bytes());
     head
 }
 
 /// One frame; `Ok(None)` at end of file.
 pub(super) fn read_frame(reader: &mut impl BufRead) -> Result<Option<Frame>, String> {
-    let mut line = Vec::new();
+    let mut line = Vec::with_capacity(MAX_HEADER_LINE);
     reader
         .by_ref()
-        .take(MAX_HEADER_LINE)
+        .take(MAX_HEADER_LINE as u64)
         .read_until(b'\n', &mut line)
         .map_err(|e| e.to_string())?;
     if line.is_empty() {
         return Ok(None);
     }
+    if line.pop() != Some(b'\n') {
+        return Err(if line.len() + 1 >= MAX_HEADER_LINE {
+            format!("a frame header line over {MAX_HEADER_LINE} bytes")
+        } else {
+            "a frame header cut short".to_string()
+        });
+    }
     let header = String::from_utf8_lossy(&line);
-    let header = header.trim_end_matches('\n');
     let frame =
-        parse_header(header).ok_or_else(|| format!("unexpected frame header {header:?}"))?;
-    match frame {
-        Header::Ready => Ok(Some(Frame::Ready)),
-        Header::Ok(len) if len > MAX_RESPONSE_BYTES => Ok(Some(Frame::TooLarge)),
-        Header::Ok(len) => Ok(Some(Frame::Ok(read_exact(reader, len)?))),
-        Header::Error(len) if len > MAX_ERROR_FRAME => {
-            Err(format!("an error document of {len} bytes, over {MAX_ERROR_FRAME}"))
+        parse_header(&header).ok_or_else(|| format!("unexpected frame header {header:?}"))?;
+    let Header::Frame(verb, id, len) = frame else { return Ok(Some(Frame::Ready)) };
+    let frame = match verb {
+        Verb::Ok if len > MAX_RESPONSE_BYTES => Frame::TooLarge { id },
+        Verb::Ok => Frame::Ok { id, body: read_exact(reader, len)? },
+        Verb::Error if len > MAX_ERROR_FRAME => {
+            return Err(format!("an error document of {len} bytes, over {MAX_ERROR_FRAME}"));
         }
-        Header::Stream(len) if len > MAX_CONTENT_TYPE => {
-            Err(format!("a stream Content-Type of {len} bytes, over {MAX_CONTENT_TYPE}"))
-        }
-        Header::Stream(len) => {
-            let body = read_exact(reader, len)?;
-            let content_type = String::from_utf8(body)
-                .map_err(|_| "a stream Content-Type that is not UTF-8".to_string())?;
-            Ok(Some(Frame::Stream(content_type)))
-        }
-        Header::Chunk(len) if len > MAX_CHUNK_FRAME => {
-            Err(format!("a chunk of {len} bytes, over {MAX_CHUNK_FRAME}"))
-        }
-        Header::Chunk(len) => Ok(Some(Frame::Chunk(read_exact(reader, len)?))),
-        Header::Error(len) => {
+        Verb::Error => {
             let body = read_exact(reader, len)?;
             let diagnostic = Diagnostic::parse(&body).ok_or_else(|| {
                 "an error frame that is not {\"errorType\", \"errorMessage\"}".to_string()
             })?;
-            Ok(Some(Frame::Error(diagnostic)))
+            Frame::Error { id, diagnostic }
         }
-    }
+        Verb::Stream if len > MAX_CONTENT_TYPE => {
+            return Err(format!("a stream Content-Type of {len} bytes, over {MAX_CONTENT_TYPE}"));
+        }
+        Verb::Stream => {
+            let body = read_exact(reader, len)?;
+            let content_type = String::from_utf8(body)
+                .ok()
+                .filter(|t| is_header_value(t))
+                .ok_or_else(|| "a stream Content-Type that cannot be a header value".to_string())?;
+            Frame::Stream { id, content_type }
+        }
+        Verb::Chunk if len > MAX_CHUNK_FRAME => {
+            return Err(format!("a chunk of {len} bytes, over {MAX_CHUNK_FRAME}"));
+        }
+        Verb::Chunk => Frame::Chunk { id, bytes: read_exact(reader, len)? },
+    };
+    Ok(Some(frame))
 }
 
 fn read_exact(reader: &mut impl Read, len: usize) -> Result<Vec<u8>, String> {
@@ -93,30 +138,52 @@ fn read_exact(reader: &mut impl Read, len: usize) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-/// A frame header line from the runner.
+/// Non-empty, and only what an HTTP header value may hold (no CR, LF or other controls).
+fn is_header_value(text: &str) -> bool {
+    !text.trim().is_empty() && text.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+/// The verbs of the frames that carry an invocation id and a length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Ok,
+    Error,
+    Stream,
+    Chunk,
+}
+
+/// A frame header line from the runner, without its newline.
 #[derive(Debug, PartialEq, Eq)]
 enum Header {
     Ready,
-    Ok(usize),
-    Error(usize),
-    Stream(usize),
-    Chunk(usize),
+    Frame(Verb, u64, usize),
 }
 
 fn parse_header(line: &str) -> Option<Header> {
-    let (kind, len) = match line.split_once(' ') {
-        None if line == "ready" => return Some(Header::Ready),
-        None => return None,
-        Some(parts) => parts,
-    };
-    let len: usize = len.parse().ok()?;
-    match kind {
-        "ok" => Some(Header::Ok(len)),
-        "error" => Some(Header::Error(len)),
-        "stream" => Some(Header::Stream(len)),
-        "chunk" => Some(Header::Chunk(len)),
-        _ => None,
+    if line == "ready" {
+        return Some(Header::Ready);
     }
+    let mut fields = line.split(' ');
+    let verb = match fields.next()? {
+        "ok" => Verb::Ok,
+        "error" => Verb::Error,
+        "stream" => Verb::Stream,
+        "chunk" => Verb::Chunk,
+        _ => return None,
+    };
+    let (id, len) = (number(fields.next()?)?, number(fields.next()?)?);
+    if fields.next().is_some() {
+        return None;
+    }
+    Some(Header::Frame(verb, id, usize::try_from(len).ok()?))
+}
+
+/// A decimal number written the one way: digits only, no sign, no leading zero.
+fn number(text: &str) -> Option<u64> {
+    let canonical = text.bytes().all(|b| b.is_ascii_digit())
+        && !text.is_empty()
+        && (text == "0" || !text.starts_with('0'));
+    if canonical { text.parse().ok() } else { None }
 }
 
 #[cfg(test)]
@@ -126,9 +193,24 @@ mod tests {
     #[test]
     fn parses_frame_headers() {
         assert_eq!(parse_header("ready"), Some(Header::Ready));
-        assert_eq!(parse_header("ok 12"), Some(Header::Ok(12)));
-        assert_eq!(parse_header("error 0"), Some(Header::Error(0)));
-        for bad in ["", "ok", "ok -1", "ok 1 2", "okay 1", "ready 1", "error x"] {
+        assert_eq!(parse_header("ok 7 12"), Some(Header::Frame(Verb::Ok, 7, 12)));
+        assert_eq!(parse_header("error 0 0"), Some(Header::Frame(Verb::Error, 0, 0)));
+        let bad = [
+            "",
+            "ok",
+            "ok 1",
+            "ok -1 1",
+            "ok 1 2 3",
+            "okay 1 1",
+            "ready 1",
+            "error x 1",
+            "ok +1 1",
+            "ok 01 1",
+            "ok 1  1",
+            "ok 1 1 ",
+            "chunk 1 99999999999999999999999",
+        ];
+        for bad in bad {
             assert_eq!(parse_header(bad), None, "{bad:?}");
         }
     }
@@ -136,18 +218,40 @@ mod tests {
     #[test]
     fn reads_frames_and_refuses_oversized_ones() {
         let error = r#"{"errorType":"E","errorMessage":"m","x":1}"#;
-        let input = format!("ready\nok 3\nabcerror {}\n{error}", error.len());
+        let input = format!("ready\nok 3 3\nabcerror 3 {}\n{error}", error.len());
         let mut reader = input.as_bytes();
         assert!(matches!(read_frame(&mut reader), Ok(Some(Frame::Ready))));
-        assert!(matches!(read_frame(&mut reader), Ok(Some(Frame::Ok(b))) if b == b"abc"));
+        assert!(
+            matches!(read_frame(&mut reader), Ok(Some(Frame::Ok { id: 3, body })) if body == b"abc")
+        );
         match read_frame(&mut reader) {
-            Ok(Some(Frame::Error(d))) => assert_eq!(d.error_type, "E"),
+            Ok(Some(Frame::Error { id: 3, diagnostic })) => assert_eq!(diagnostic.error_type, "E"),
             other => panic!("expected an error frame, got {:?}", other.map(|r| r.map(|_| ()))),
         }
         assert!(matches!(read_frame(&mut reader), Ok(None)));
-        let huge = format!("ok {}\n", MAX_RESPONSE_BYTES + 1);
-        assert!(matches!(read_frame(&mut huge.as_bytes()), Ok(Some(Frame::TooLarge))));
-        assert!(read_frame(&mut &b"ok 10\nshort"[..]).is_err());
+        let huge = format!("ok 1 {}\n", MAX_RESPONSE_BYTES + 1);
+        assert!(matches!(read_frame(&mut huge.as_bytes()), Ok(Some(Frame::TooLarge { id: 1 }))));
+        assert!(read_frame(&mut &b"ok 1 10\nshort"[..]).is_err());
         assert!(read_frame(&mut &b"garbage\n"[..]).is_err());
+        assert!(read_frame(&mut &b"ok 1 3"[..]).is_err(), "a header without its newline");
+    }
+
+    #[test]
+    fn a_header_over_the_limit_is_refused_not_cut() {
+        // Cut at 64 bytes, this would read as "ok 1 0" followed by zeros.
+        let long = format!("ok 1 {}1\n", "0".repeat(MAX_HEADER_LINE));
+        let error = read_frame(&mut long.as_bytes()).expect_err("refused");
+        assert!(error.contains("over 64 bytes"), "{error}");
+        let widest = format!("stream {} {}\n", u64::MAX, u64::MAX);
+        assert!(widest.len() <= MAX_HEADER_LINE, "every well-formed header fits");
+    }
+
+    #[test]
+    fn a_stream_content_type_must_be_a_header_value() {
+        assert!(read_frame(&mut &b"stream 1 4\na\r\nb"[..]).is_err());
+        assert!(matches!(
+            read_frame(&mut &b"stream 1 10\ntext/plain"[..]),
+            Ok(Some(Frame::Stream { id: 1, .. }))
+        ));
     }
 }

@@ -3,22 +3,28 @@
 //! through the `ResponseStream` port, both defined in `invocation`.
 //!
 //! - `plain`: a process per event, the event on stdin, the response on stdout;
-//! - `framed`: a runner that loads the handler once and exchanges `frames` on fds 3 and 4;
-//! - `child`: what both share: the command, the environment, the output and exit threads,
+//! - `framed`: when a framed `worker` starts, serves and retires; a worker is a runner that
+//!   loads the handler once and exchanges `frames` on fds 3 and 4;
+//! - `unit`: one handler process under its warden, and everything it starts;
+//! - `reaper`: the running units, and the ending of everything a handler started, by
+//!   parentage (`proc`), never by process group;
+//! - `child`: what both protocols share: the command, the environment, the output threads,
 //!   private temporary files;
 //! - `diagnostics`: the errors for a process that went wrong;
-//! - `reaper`: the running handler processes, and the ones they left behind;
 //! - `syntax_check`: the interpreter's own check of the handler file;
-//! - `sys`: the libc calls, the only `unsafe` code.
+//! - `sys`: the libc calls (and the warden), the only `unsafe` code.
 
 pub mod child;
 pub mod diagnostics;
 pub mod framed;
 pub mod frames;
 pub mod plain;
+pub mod proc;
 pub mod reaper;
 pub mod syntax_check;
 pub mod sys;
+pub mod unit;
+pub mod worker;
 
 use crate::init::Handler;
 use crate::init::config::Protocol;

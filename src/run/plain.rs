@@ -1,20 +1,21 @@
-//! The plain protocol: a process per event. Spawn the handler in its own process group, feed
-//! it the event, capture its stdout with a cap (or stream it), forward its stderr to the log,
-//! enforce the deadline, and turn whatever happened into an `Outcome`.
+//! The plain protocol: a process per event. Spawn the handler as a `Unit` (under its warden),
+//! feed it the event, capture its stdout with a cap (or stream it), forward its stderr to the
+//! log, enforce the deadline, end everything it started, and turn whatever happened into an
+//! `Outcome`.
 //!
 //! Threads, one job each, so that no child behaviour can block us: a writer for stdin (a child
 //! that prints before reading, or never reads, must not deadlock), a reader each for stdout and
 //! stderr, and a watch on the exit. The calling thread waits on one channel with the deadline
-//! as its timeout; it is the only one that kills or reaps.
+//! as its timeout; it is the only one that kills or ends the unit, and every wait is bounded.
 
 use std::io::{self, Read, Write};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, ChildStdout, ExitStatus, Stdio};
+use std::process::{ChildStdout, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::child::{self, CurrentRequest, EventFile, ScratchDir};
+use super::unit::{Exit, Unit};
 use super::{Options, diagnostics, reaper};
 use crate::init::Handler;
 use crate::init::config::PayloadVia;
@@ -32,6 +33,9 @@ pub const MAX_ARGUMENT_BYTES: usize = 128 * 1024 - 1;
 pub const DIAGNOSTIC_EXIT_STATUS: i32 = 70;
 /// Longest wait for the pipes to close once every process that could hold them is dead.
 const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for the handler's end to be reported once it was killed; a handler that will
+/// not die (uninterruptible) is left to `reaper`, which reports it.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs `handler` for `invocation` and waits for everything it started to be gone. When the
 /// handler streams its response, its stdout goes to `stream` as it is written instead of being
@@ -85,8 +89,7 @@ fn start(
     }
     let stdin = if handler.payload == PayloadVia::Stdin { Stdio::piped() } else { Stdio::null() };
     command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let process =
-        reaper::spawn_tracked(&mut command).map_err(|e| diagnostics::spawn(&e, handler))?;
+    let process = Unit::spawn(&mut command).map_err(|e| diagnostics::spawn(&e, handler))?;
     let kill_at = child::kill_at(invocation);
     let started = Instant::now();
     let feed_stdin = handler.payload == PayloadVia::Stdin;
@@ -127,7 +130,7 @@ fn check_argument(event: &[u8], handler: &Handler) -> Result<(), Diagnostic> {
 
 /// What the threads report to the supervising thread.
 enum Report {
-    Exited,
+    Exited(Exit),
     Stdout(Captured),
     StderrTail(Vec<u8>),
 }
@@ -152,7 +155,8 @@ impl Captured {
 
 /// Everything known once the child and its group are gone.
 struct Finished {
-    status: io::Result<ExitStatus>,
+    /// `None` when it cannot be known (the handler's warden was killed, or it would not die).
+    status: Option<ExitStatus>,
     stdout: Option<Captured>,
     /// `None` until the stderr reader has finished.
     stderr_tail: Option<Vec<u8>>,
@@ -161,15 +165,15 @@ struct Finished {
 }
 
 fn supervise(
-    mut child: Child,
+    mut unit: Unit,
     request_id: &RequestId,
     event: &[u8],
     feed_stdin: bool,
     kill_at: Instant,
     stream: Option<(OpenStream, String)>,
 ) -> Finished {
-    let pid = child.id();
     let (tx, rx) = mpsc::channel();
+    let child = unit.stdio().expect("BUG: a unit has its warden until it ends");
     if feed_stdin && let Some(mut stdin) = child.stdin.take() {
         let event = event.to_vec();
         // A child that exits without reading makes this fail with EPIPE: that is its choice.
@@ -194,44 +198,53 @@ fn supervise(
             let _ = tx.send(Report::StderrTail(child::forward_stderr(stderr, &current)));
         });
     }
-    child::watch_exit(pid, move || {
-        let _ = tx.send(Report::Exited);
+    unit.watch_exit(move |exit| {
+        let _ = tx.send(Report::Exited(exit));
     });
 
     let mut finished = Finished {
-        status: Ok(ExitStatus::from_raw(0)),
+        status: None,
         stdout: None,
         stderr_tail: None,
         timed_out: false,
         too_large: false,
     };
-    wait_for_exit(&rx, pid, kill_at, &mut finished);
-    finished.status = reaper::reap(&mut child);
+    let exit = wait_for_exit(&rx, &unit, kill_at, &mut finished);
+    // Whatever the handler left running goes now, so that nothing holds its pipes open.
+    unit.end(exit);
+    finished.status = exit.and_then(|exit| exit.status);
     collect_pipes(&rx, &mut finished);
     finished
 }
 
-fn wait_for_exit(rx: &Receiver<Report>, pid: u32, kill_at: Instant, finished: &mut Finished) {
+/// Waits for the handler's end, killing the unit at `kill_at` or when its output has nowhere
+/// to go; `None` if its end was not reported within `KILL_WAIT` of the kill.
+fn wait_for_exit(
+    rx: &Receiver<Report>,
+    unit: &Unit,
+    kill_at: Instant,
+    finished: &mut Finished,
+) -> Option<Exit> {
+    let mut until = kill_at;
     loop {
-        let timeout = kill_at.saturating_duration_since(Instant::now());
-        let report = if finished.timed_out || finished.too_large {
-            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-        } else {
-            rx.recv_timeout(timeout)
-        };
-        match report {
-            Ok(Report::Exited) | Err(RecvTimeoutError::Disconnected) => return,
+        let killed = finished.timed_out || finished.too_large;
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Report::Exited(exit)) => return Some(exit),
+            Err(RecvTimeoutError::Disconnected) => return None,
+            Err(RecvTimeoutError::Timeout) if killed => return None,
             Ok(Report::Stdout(captured)) => {
-                if captured.is_fatal() {
+                if captured.is_fatal() && !killed {
                     finished.too_large = matches!(captured, Captured::TooLarge(_));
-                    reaper::kill_group(pid);
+                    unit.kill();
+                    until = Instant::now() + KILL_WAIT;
                 }
                 finished.stdout = Some(captured);
             }
             Ok(Report::StderrTail(tail)) => finished.stderr_tail = Some(tail),
             Err(RecvTimeoutError::Timeout) => {
                 finished.timed_out = true;
-                reaper::kill_group(pid);
+                unit.kill();
+                until = Instant::now() + KILL_WAIT;
             }
         }
     }
@@ -243,7 +256,7 @@ fn collect_pipes(rx: &Receiver<Report>, finished: &mut Finished) {
         match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(Report::Stdout(captured)) => finished.stdout = Some(captured),
             Ok(Report::StderrTail(tail)) => finished.stderr_tail = Some(tail),
-            Ok(Report::Exited) => {}
+            Ok(Report::Exited(_)) => {}
             Err(_) => return,
         }
     }
@@ -283,8 +296,8 @@ impl Finished {
     /// Why the event failed, if it did: shutdown, timeout, output over the limit, a
     /// structured error (exit 70 with an error document on `stdout`) or a bad exit.
     fn failure(&self, elapsed: Duration, stdout: &[u8]) -> Option<Diagnostic> {
-        if reaper::stopping() {
-            return Some(diagnostics::shutdown());
+        if let Some(why) = reaper::stopping() {
+            return Some(diagnostics::shutdown(why));
         }
         if self.timed_out {
             return Some(diagnostics::timeout(elapsed));
@@ -292,14 +305,12 @@ impl Finished {
         if self.too_large {
             return Some(diagnostics::too_large());
         }
-        let status = match &self.status {
-            Ok(status) => *status,
-            Err(e) => {
-                return Some(Diagnostic::new(
-                    EXIT_ERROR,
-                    format!("cannot wait for the handler: {e}"),
-                ));
-            }
+        let Some(status) = self.status else {
+            return Some(Diagnostic::new(
+                EXIT_ERROR,
+                "cannot tell how the handler ended: the process that watched it was killed, or \
+                 the handler would not die",
+            ));
         };
         if status.code() == Some(DIAGNOSTIC_EXIT_STATUS)
             && let Some(diagnostic) = Diagnostic::parse(stdout)

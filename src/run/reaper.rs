@@ -1,80 +1,284 @@
-//! The handler processes that are running, and the ones they left behind.
+//! The handler processes that are running, and the ending of everything they started.
 //!
-//! Every handler process (plain or framed) is started through `spawn_tracked`, which records
-//! its process group; it is reaped through `reap`, which kills what is left of the group, reaps
-//! the leader and then sweeps the orphans that escaped it. Both hold one lock, so that with
-//! concurrent invocations an orphan sweep never takes another invocation's process. A shutdown
-//! (`stop_all`) kills every tracked group, and any started after it.
+//! Every handler (plain or framed) runs under a warden of its own (`sys::run_under_warden`),
+//! the child subreaper of the handler's whole tree: what a handler started is what descends
+//! from its warden, whatever it did to its session or process group, and no other invocation's
+//! process is ever in that tree. Ending a tree does not depend on process groups or on a number
+//! of rounds: the warden is stopped first (so that nothing in the tree is reaped, and no pid
+//! freed, while it is read), then every process in the tree is stopped, reading `/proc` again
+//! until a reading finds no process it had not seen (a stopped process cannot fork, so the tree
+//! can only grow through one not yet stopped, which a reading would find); then all of it is
+//! killed and the warden let go to reap it. Every wait is bounded: a process that will not die
+//! (uninterruptible, or held by a tracer outside the tree) is reported and left, with its
+//! warden, and reaped whenever it ends.
+//!
+//! A warden that dies before its tree (a handler may kill its parent) leaves the tree to
+//! bootstrap, the outer subreaper; `sweep_strays` ends what descends from bootstrap outside the
+//! live wardens' trees. A shutdown (`stop_all`) ends every tree, and any started after it.
 
+use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::io;
-use std::process::{Child, Command, ExitStatus};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use super::sys;
+use super::proc::{self, Snapshot};
+use super::sys::{self, Signal};
+use crate::warn;
 
-/// Process groups of handlers that are running (their leaders not yet reaped).
-static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-/// Set once bootstrap is shutting down.
-static STOPPING: AtomicBool = AtomicBool::new(false);
+/// How long a warden we stopped may take to show it: it is asleep in `waitpid`, and stops as
+/// soon as it runs, which on a loaded machine may take a while.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+/// How long one pass of ending a tree waits for the warden to reap it and exit.
+const PASS_WAIT: Duration = Duration::from_millis(250);
+/// How long ending a tree may take in all, before what will not die is reported and left.
+const END_WAIT: Duration = Duration::from_secs(2);
 
-/// Starts a handler process and records its process group, in one step under the lock: an
-/// orphan sweep never sees it untracked. If a shutdown has begun, the group is killed at once.
-pub fn spawn_tracked(command: &mut Command) -> io::Result<Child> {
-    let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+/// The wardens whose trees are not ended yet, and what else must go when bootstrap does.
+struct Registry {
+    /// Each live warden's pid, with its handler's (0 until the warden has said it).
+    live: Vec<(u32, u32)>,
+    /// Wardens whose trees would not die: left, and reaped once they end.
+    stuck: Vec<Child>,
+    /// Private TMPDIRs and event files, removed when bootstrap stops if not before.
+    temp_paths: Vec<PathBuf>,
+}
+
+static REGISTRY: Mutex<Registry> =
+    Mutex::new(Registry { live: Vec::new(), stuck: Vec::new(), temp_paths: Vec::new() });
+/// 0 while running; the signal number once a shutdown signal arrived; `API_FAILED` once the
+/// Runtime API failed.
+static STOPPING: AtomicI32 = AtomicI32::new(0);
+const API_FAILED: i32 = -1;
+
+/// Why bootstrap is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM or SIGINT, by number.
+    Signal(i32),
+    /// The Runtime API failed (a 500, or no answer): Lambda will start a new environment.
+    ApiFailed,
+}
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts `command` (set up with `sys::run_under_warden`) and records its warden, in one step
+/// under the lock: a stray sweep never takes a warden being born for a stray. If bootstrap is
+/// stopping, the new tree is ended at once.
+pub fn spawn(command: &mut Command) -> io::Result<Child> {
+    let mut registry = registry();
+    reap_stuck(&mut registry);
     let child = command.spawn()?;
-    groups.push(child.id());
-    if stopping() {
-        sys::kill_group(child.id());
+    registry.live.push((child.id(), 0));
+    if stopping().is_some() {
+        sys::signal(child.id(), Signal::Kill);
     }
     Ok(child)
 }
 
-/// Ends a handler process that has exited (or must go): kills what is left of its group while
-/// its zombie still holds the group id, reaps it, then kills and reaps whatever escaped the
-/// group. Untracking and reaping happen under the lock, so that an orphan sweep sees the
-/// leader either tracked or gone, never as a stray zombie to take.
-pub fn reap(child: &mut Child) -> io::Result<ExitStatus> {
-    let pid = child.id();
-    sys::kill_group(pid);
-    let status = {
-        let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-        groups.retain(|g| *g != pid);
-        child.wait()
-    };
-    sweep_orphans();
-    status
-}
-
-/// Kills the process group of a running handler (its leader stays to be reaped).
-pub fn kill_group(pgid: u32) {
-    sys::kill_group(pgid);
-}
-
-/// Kills and reaps the children that belong to no running handler (see `sys::kill_orphans`),
-/// under the lock: with concurrent invocations, the handlers of the other loops are spared.
-pub fn sweep_orphans() {
-    let groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    sys::kill_orphans(&groups);
-}
-
-/// Kills every running handler's group, and from now on every new one: bootstrap is shutting
-/// down.
-pub fn stop_all() {
-    STOPPING.store(true, Ordering::SeqCst);
-    let groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    for &group in groups.iter() {
-        sys::kill_group(group);
+/// Records the handler's pid of the tree under `warden`.
+pub fn set_handler(warden: u32, handler: u32) {
+    let mut registry = registry();
+    if let Some(entry) = registry.live.iter_mut().find(|(w, _)| *w == warden) {
+        entry.1 = handler;
     }
 }
 
-/// The leaders of the handler process groups running now (`bootstrap serve` reads their peak
-/// memory for its REPORT lines).
-pub fn running() -> Vec<u32> {
-    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+/// Forgets a warden that has been reaped.
+pub fn forget(warden: u32) {
+    registry().live.retain(|(w, _)| *w != warden);
 }
 
-/// Whether bootstrap is shutting down.
-pub fn stopping() -> bool {
-    STOPPING.load(Ordering::SeqCst)
+/// The handlers running now (a framed worker between events, too); `bootstrap serve` reads
+/// their peak memory.
+pub fn running() -> Vec<u32> {
+    registry().live.iter().map(|(_, h)| *h).filter(|h| *h != 0).collect()
+}
+
+/// Stops every process in the tree under `warden` and kills it, without waiting; the warden is
+/// let go afterwards, to reap the tree and exit.
+pub fn kill_tree(warden: u32) {
+    sys::signal(warden, Signal::Stop);
+    sys::wait_stopped(warden, STOP_WAIT);
+    for pid in stop_descendants(warden, |_| false) {
+        sys::signal(pid, Signal::Kill);
+    }
+    sys::signal(warden, Signal::Continue);
+}
+
+/// Ends the tree under `warden` (its handler included) and reaps the warden, within
+/// `END_WAIT`; `closed` waits (up to its argument) until the warden has exited. Whatever will
+/// not die is reported and left.
+pub fn end_tree(mut warden: Child, closed: impl Fn(Duration) -> bool) {
+    let until = Instant::now() + END_WAIT;
+    loop {
+        kill_tree(warden.id());
+        let wait = PASS_WAIT.min(until.saturating_duration_since(Instant::now()));
+        if closed(wait) {
+            let _ = warden.wait(); // it has exited: this returns at once
+            forget(warden.id());
+            return;
+        }
+        if Instant::now() >= until {
+            break;
+        }
+    }
+    let left = describe(&Snapshot::take().descendants(warden.id()));
+    warn!(
+        "processes a handler started would not die within {} s and are left behind: {left}; \
+         bootstrap goes on without them",
+        END_WAIT.as_secs()
+    );
+    let mut registry = registry();
+    registry.live.retain(|(w, _)| *w != warden.id());
+    registry.stuck.push(warden);
+}
+
+/// Ends whatever descends from bootstrap outside the live wardens' trees: the tree of a warden
+/// that died before it. Reaps what became bootstrap's children, within `END_WAIT`.
+pub fn sweep_strays() {
+    let me = std::process::id();
+    let wardens = |registry: &Registry| -> HashSet<u32> {
+        let live = registry.live.iter().map(|(w, _)| *w);
+        live.chain(registry.stuck.iter().map(Child::id)).collect()
+    };
+    {
+        let registry = registry();
+        let wardens = wardens(&registry);
+        for pid in stop_descendants(me, |pid| wardens.contains(&pid)) {
+            sys::signal(pid, Signal::Kill);
+        }
+    }
+    let until = Instant::now() + END_WAIT;
+    loop {
+        let wardens = wardens(&registry());
+        let strays = Snapshot::take().descendants_except(me, |pid| wardens.contains(&pid));
+        if strays.is_empty() {
+            return;
+        }
+        for stray in strays.iter().filter(|p| p.parent == me && p.is_zombie()) {
+            sys::try_reap(stray.pid);
+        }
+        if Instant::now() >= until {
+            warn!("processes would not die and are left behind: {}", describe(&strays));
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Kills every handler's tree and every stray, and from now on every new one: bootstrap is
+/// stopping. The supervisors see their handlers gone and answer their events.
+pub fn stop_all(why: Stop) {
+    let code = match why {
+        Stop::Signal(signal) => signal,
+        Stop::ApiFailed => API_FAILED,
+    };
+    let _ = STOPPING.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+    let registry = registry();
+    for (warden, _) in &registry.live {
+        kill_tree(*warden);
+        // Its death closes its report pipe, which wakes its supervisor.
+        sys::signal(*warden, Signal::Kill);
+    }
+    // What a warden that died before its tree left to bootstrap, and the stuck ones.
+    for pid in stop_descendants(std::process::id(), |_| false) {
+        sys::signal(pid, Signal::Kill);
+    }
+}
+
+/// Why bootstrap is stopping, once it is.
+pub fn stopping() -> Option<Stop> {
+    match STOPPING.load(Ordering::SeqCst) {
+        0 => None,
+        API_FAILED => Some(Stop::ApiFailed),
+        signal => Some(Stop::Signal(signal)),
+    }
+}
+
+/// Records a private TMPDIR or event file, to be removed when bootstrap stops if not before.
+pub fn track_temp(path: PathBuf) {
+    registry().temp_paths.push(path);
+}
+
+/// Forgets a temporary path that has been removed.
+pub fn untrack_temp(path: &std::path::Path) {
+    registry().temp_paths.retain(|p| p != path);
+}
+
+/// Removes every private TMPDIR and event file still there: bootstrap is about to exit.
+pub fn remove_temps() {
+    for path in std::mem::take(&mut registry().temp_paths) {
+        // A directory (TMPDIR) or a file (an event); already gone is fine.
+        let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+    }
+}
+
+/// Stops every process that descends from `root`, leaving out the subtrees `skip` picks, and
+/// returns the pids of those alive (all stopped now), to be killed. Reads `/proc` until a
+/// reading finds no process it had not seen: a stopped process cannot fork, so a process not
+/// yet seen can only come from one not yet stopped, which that reading would have found.
+/// Exited ones (zombies) count as seen: their parents are stopped too (`root` is, or does not
+/// reap), so they stay until the tree is let go, and a process that forked and exited between
+/// two readings still shows. A process is known by its pid and its start time, so that a pid
+/// freed and reused meanwhile is a new process, not one already seen.
+///
+/// Before each full reading, the children of `root` are read again and again (one small file)
+/// and each new one is stopped at once, until a read finds nothing new: a chain that forks and
+/// exits as fast as it can, each process in a session of its own, is adopted by `root` link by
+/// link, and is caught there long before a full reading of `/proc` could catch up with it.
+fn stop_descendants(root: u32, skip: impl Fn(u32) -> bool) -> Vec<u32> {
+    let mut chased = HashSet::new();
+    let mut seen = HashSet::new();
+    loop {
+        while let Some(children) = proc::children(root) {
+            let new: Vec<u32> =
+                children.into_iter().filter(|pid| !skip(*pid) && chased.insert(*pid)).collect();
+            if new.is_empty() {
+                break;
+            }
+            // A zombie ignores the signal; stopping before reading its state is what is quick.
+            new.into_iter().for_each(|pid| sys::signal(pid, Signal::Stop));
+        }
+        let tree = Snapshot::take().descendants_except(root, &skip);
+        let mut new = false;
+        for process in &tree {
+            if seen.insert((process.pid, process.start)) {
+                new = true;
+                if !process.is_zombie() {
+                    sys::signal(process.pid, Signal::Stop);
+                }
+            }
+        }
+        if !new {
+            return tree.iter().filter(|p| !p.is_zombie()).map(|p| p.pid).collect();
+        }
+    }
+}
+
+/// Reaps the stuck wardens that have ended since.
+fn reap_stuck(registry: &mut Registry) {
+    registry.stuck.retain_mut(|warden| !matches!(warden.try_wait(), Ok(Some(_)) | Err(_)));
+}
+
+/// `pid 12 (uninterruptible), pid 13 (traced)`, for a warning.
+fn describe(procs: &[super::proc::Proc]) -> String {
+    let mut text = String::new();
+    for proc in procs.iter().filter(|p| !p.is_zombie()).take(20) {
+        let state = match proc.state {
+            'D' => "uninterruptible",
+            't' => "held by a tracer",
+            'T' => "stopped",
+            _ => "running",
+        };
+        let _ =
+            write!(text, "{}pid {} ({state})", if text.is_empty() { "" } else { ", " }, proc.pid);
+    }
+    if text.is_empty() { "only exited processes not yet reaped".to_string() } else { text }
 }

@@ -1,140 +1,260 @@
 //! The libc layer, and the only module allowed `unsafe` code: the few process-control calls
-//! that std does not offer. Killing a whole process group, waiting for a child's exit without
-//! reaping it, adopting and killing orphaned descendants, handing a child extra pipes as fds 3
-//! and 4, and turning signals into bytes on a pipe. Each is a thin wrapper around libc calls
-//! whose arguments are plain integers or memory owned by the calling frame.
+//! that std does not offer. Signalling one process, waiting for a child to stop or a pipe to
+//! close within a bound, reaping a given child without blocking, the warden that every handler
+//! runs under, handing a child extra pipes as fds 3 and 4, and turning signals into bytes on a
+//! pipe. Each is a thin wrapper around libc calls whose arguments are plain integers or memory
+//! owned by the calling frame.
 //!
-//! Why not reap at once: a pid is only safe to signal while its zombie exists. We observe the
-//! exit with `WNOWAIT`, kill what is left of the process group, and only then reap, so a
-//! recycled pid can never receive our SIGKILL.
+//! The warden is the one piece of code here that runs on its own: between fork and exec of a
+//! handler, the child forks once more; the parent of that second fork becomes the warden, a
+//! copy of bootstrap that never execs, and the child goes on to exec the handler. The warden is
+//! the child subreaper of everything the handler starts, so that a process which double-forks,
+//! calls `setsid` or changes its process group still has the warden as an ancestor, and nothing
+//! else: what a handler started is found by parentage (`contain`), and no other invocation's
+//! process is ever among it. It tells bootstrap the handler's pid, then its wait status and
+//! whether anything else is left; it reaps everything else it adopts, and exits when its tree
+//! is empty. Between fork and exec only async-signal-safe calls are allowed (the parent has
+//! threads), so it allocates nothing and calls only system calls.
 
 #![allow(unsafe_code)]
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 /// Write end of the signal pipe, for the signal handler.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
-/// Sends SIGKILL to every process in the group `pgid`. A group that is already gone is fine.
-pub fn kill_group(pgid: u32) {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+/// The warden's report of the handler's end: its wait status (4 bytes, native order), then 1
+/// when anything else is left in its tree, 0 when not (the warden then exits at once).
+pub const WARDEN_EXIT_REPORT: usize = 5;
+/// Signals the warden ignores: it must outlive its tree, and only bootstrap's SIGKILL ends it
+/// early. SIGCHLD keeps its default, or children would be reaped without `waitpid`.
+const IGNORED_BY_WARDEN: [libc::c_int; 11] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGPIPE,
+    libc::SIGALRM,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+];
+/// Where the warden stops closing descriptors one by one if `close_range` is missing.
+const FALLBACK_MAX_FD: RawFd = 4096;
+
+/// The signals bootstrap sends to the processes of a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Stop,
+    Continue,
+    Kill,
+}
+
+/// Sends `signal` to the process `pid`. Never to 0, 1 or ourselves, whatever a caller read.
+pub fn signal(pid: u32, signal: Signal) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    if pid <= 1 || pid as u32 == std::process::id() {
         return;
+    }
+    let number = match signal {
+        Signal::Stop => libc::SIGSTOP,
+        Signal::Continue => libc::SIGCONT,
+        Signal::Kill => libc::SIGKILL,
     };
+    // SAFETY: kill takes two integers and touches no memory of ours. ESRCH (it is gone) is fine.
+    unsafe { libc::kill(pid, number) };
+}
+
+/// Sends SIGKILL to every process in the group `pgid` (the syntax check's). A group that is
+/// already gone is fine.
+pub fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else { return };
     if pgid <= 1 {
         return; // 0 and 1 would mean "our own group" and "init"; never ours to kill
     }
     // SAFETY: killpg takes two integers and touches no memory of ours.
-    // ESRCH (the group is empty) is the normal case after a clean exit.
     unsafe { libc::killpg(pgid, libc::SIGKILL) };
 }
 
-/// Blocks until the child `pid` has exited, leaving it a zombie so that its pid (and the
-/// process group id it leads) cannot be reused until `Child::wait` reaps it.
-pub fn wait_exited_unreaped(pid: u32) -> io::Result<()> {
-    let pid = libc::id_t::from(pid);
-    loop {
-        // SAFETY: `info` is a zeroed siginfo_t owned by this frame; waitid writes into it only.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc =
-            unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// Makes this process the reaper of its orphaned descendants, so that a grandchild which
-/// escapes its process group (`setsid`, a double fork) is re-parented to us and can be killed.
+/// Makes this process the reaper of its orphaned descendants: a warden that was killed leaves
+/// its tree to us, not to init.
 pub fn become_subreaper() -> io::Result<()> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag only.
     let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-/// Kills and reaps every child of this process except the process groups in `spare` (the
-/// handlers still running in other invocations). Called after a handler's own process has been
-/// reaped, when the children left are descendants that escaped its group and were re-parented
-/// to us (`become_subreaper`).
-///
-/// The common case costs one `waitid` that answers "no children". Only when children remain
-/// do we scan `/proc` for processes whose parent is us.
-pub fn kill_orphans(spare: &[u32]) {
-    // Each round kills the children we can see; their own children are re-parented to us and
-    // show up in the next round. The bound only guards against a fork bomb outpacing us.
-    for _ in 0..64 {
-        if !has_children() {
-            break;
-        }
-        let me = std::process::id();
-        let orphans: Vec<Stat> = children_of(me)
-            .into_iter()
-            .filter(|p| !spare.contains(&p.pid) && !spare.contains(&p.group))
-            .collect();
-        if orphans.is_empty() {
-            break;
-        }
-        for orphan in &orphans {
-            if orphan.group == orphan.pid {
-                kill_group(orphan.pid); // it leads a group of its own (setsid)
+/// Runs `command`'s program under a warden (see the module comment). The process `spawn`
+/// returns is the warden; it writes the handler's pid (4 bytes, native order) to `report`
+/// before `spawn` returns, and `WARDEN_EXIT_REPORT` bytes when the handler has ended.
+/// `report` is a pipe's write end, close-on-exec, so that the handler does not keep it.
+pub fn run_under_warden(command: &mut Command, report: RawFd) {
+    let bootstrap = std::process::id() as libc::pid_t;
+    let hook = move || {
+        // SAFETY: fork, prctl and everything `warden` calls are async-signal-safe system calls
+        // on integers and on memory of this frame; nothing allocates or takes a lock.
+        unsafe {
+            // The warden goes with bootstrap (the thread that started it, which lives as long
+            // as its loop): it must never outlive it, holding a tree nobody will end.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            if libc::getppid() != bootstrap {
+                return Err(io::Error::other("bootstrap ended while it started a handler"));
             }
-            // SAFETY: kill takes two integers; the pid is our unreaped child, so it is ours.
-            unsafe { libc::kill(orphan.pid as libc::pid_t, libc::SIGKILL) };
+            // Failing (qemu-user has no PR_SET_CHILD_SUBREAPER) leaves orphans to bootstrap.
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
+            match libc::fork() {
+                -1 => Err(io::Error::last_os_error()),
+                0 => Ok(()), // the handler: on to exec
+                handler => warden(handler, report),
+            }
         }
-        for orphan in &orphans {
+    };
+    // SAFETY: the hook runs between fork and exec and only makes async-signal-safe calls.
+    unsafe { command.pre_exec(hook) };
+}
+
+/// The warden's life: report the handler's pid, keep only the report pipe, then reap until its
+/// tree is empty, reporting the handler's end on the way.
+///
+/// SAFETY: to be called in a forked child, where only async-signal-safe calls are allowed.
+unsafe fn warden(handler: libc::pid_t, report: RawFd) -> ! {
+    unsafe {
+        write_all(report, &(handler as u32).to_ne_bytes());
+        // Everything else it inherited (the handler's pipes, fds 3 and 4, std's exec-error
+        // pipe, other invocations' descriptors) would keep them open: close it all.
+        close_all_but(report);
+        for signal in IGNORED_BY_WARDEN {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+        loop {
             let mut status = 0;
-            // SAFETY: `status` is a local integer; the pid is our child, killed just above.
-            unsafe { libc::waitpid(orphan.pid as libc::pid_t, &mut status, 0) };
+            let pid = libc::waitpid(-1, &mut status, 0);
+            if pid == handler {
+                let left = reap_exited();
+                let mut message = [0u8; WARDEN_EXIT_REPORT];
+                message[..4].copy_from_slice(&status.to_ne_bytes());
+                message[4] = u8::from(left);
+                write_all(report, &message);
+                if !left {
+                    libc::_exit(0);
+                }
+            } else if pid < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(0); // ECHILD: its tree is empty
+            }
         }
     }
 }
 
-/// Whether this process has any child, alive or not yet reaped (without reaping any).
-fn has_children() -> bool {
-    // SAFETY: `info` is a zeroed siginfo_t owned by this frame; waitid writes into it only.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // With WNOHANG, waitid returns 0 while children exist (exited or not) and fails with
-    // ECHILD when there are none; WNOWAIT leaves any zombie for its owner to reap.
-    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-    unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) == 0 }
+/// Reaps the children that have already exited; whether any child is left.
+///
+/// SAFETY: async-signal-safe; for the warden.
+unsafe fn reap_exited() -> bool {
+    loop {
+        let mut status = 0;
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            0 => return true,
+            pid if pid > 0 => continue,
+            _ if unsafe { *libc::__errno_location() } == libc::EINTR => continue,
+            _ => return false,
+        }
+    }
 }
 
-/// The fields of `/proc/<pid>/stat` we use.
-#[derive(Debug, PartialEq, Eq)]
-struct Stat {
-    pid: u32,
-    parent: u32,
-    group: u32,
+/// SAFETY: async-signal-safe; `bytes` is memory of the caller's frame.
+unsafe fn write_all(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n > 0 {
+            bytes = &bytes[n as usize..];
+        } else if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+            continue;
+        } else {
+            return; // bootstrap is gone, or stopped listening: nothing to tell
+        }
+    }
 }
 
-/// The processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<Stat> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
+/// SAFETY: async-signal-safe; closes every descriptor but `keep`.
+unsafe fn close_all_but(keep: RawFd) {
+    let range = |first: RawFd, last: libc::c_uint| unsafe {
+        libc::syscall(libc::SYS_close_range, first as libc::c_uint, last, 0) == 0
     };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| parse_stat(pid, &fs::read_to_string(format!("/proc/{pid}/stat")).ok()?))
-        .filter(|stat| stat.parent == parent)
-        .collect()
+    let ranged =
+        (keep == 0 || range(0, (keep - 1) as libc::c_uint)) && range(keep + 1, libc::c_uint::MAX);
+    if !ranged {
+        // Before Linux 5.9: one by one, up to a bound no bootstrap reaches.
+        for fd in (0..FALLBACK_MAX_FD).filter(|fd| *fd != keep) {
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
-/// Reads `pid (comm) state ppid pgrp ...`. `comm` may hold spaces and parentheses, so we
-/// split after the last `)`.
-fn parse_stat(pid: u32, stat: &str) -> Option<Stat> {
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_comm.split_whitespace().skip(1);
-    let parent = fields.next()?.parse().ok()?;
-    let group = fields.next()?.parse().ok()?;
-    Some(Stat { pid, parent, group })
+/// Waits up to `timeout` for our child `pid` to stop or exit (without reaping it); whether it
+/// did. Polls: a child we just sent SIGSTOP stops within microseconds.
+pub fn wait_stopped(pid: u32, timeout: Duration) -> bool {
+    let until = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(10);
+    loop {
+        // SAFETY: `info` is a zeroed siginfo_t owned by this frame; waitid writes into it only.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WSTOPPED | libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        let rc = unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) };
+        // SAFETY: waitid filled `info` (or left it zeroed: no child has changed state).
+        if rc != 0 || unsafe { info.si_pid() } != 0 {
+            return rc == 0;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(1));
+    }
+}
+
+/// Waits up to `timeout` until every write end of the pipe `fd` is closed; whether they are.
+/// Anything still written to it is read and dropped.
+pub fn wait_closed(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let until = Instant::now() + timeout;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let ms = libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+        let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd owned by this frame.
+        let rc = unsafe { libc::poll(&mut poll, 1, ms) };
+        if rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if rc < 0 || poll.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return true;
+        }
+        if rc == 0 {
+            if left.is_zero() {
+                return false;
+            }
+            continue;
+        }
+        let mut sink = [0u8; 64];
+        // SAFETY: reads into a buffer owned by this frame.
+        if unsafe { libc::read(fd.as_raw_fd(), sink.as_mut_ptr().cast(), sink.len()) } == 0 {
+            return true;
+        }
+    }
+}
+
+/// Reaps our child `pid` if it has exited; whether it is gone (reaped now, or not ours).
+pub fn try_reap(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
+    let mut status = 0;
+    // SAFETY: `status` is a local integer.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) != 0 }
 }
 
 /// Makes `fds[0]` and `fds[1]` (parent-side descriptors, close-on-exec) appear in the child as
@@ -207,14 +327,6 @@ pub fn children_peak_rss_kib() -> Option<u64> {
     u64::try_from(usage.ru_maxrss).ok()
 }
 
-/// Resident memory of a process in MiB, from `/proc/<pid>/status`.
-pub fn resident_mib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
-}
-
 /// The conventional name of a signal, for error messages.
 pub fn signal_name(signal: i32) -> &'static str {
     match signal {
@@ -243,16 +355,6 @@ pub fn signal_name(signal: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_parsing_survives_odd_command_names() {
-        assert_eq!(
-            parse_stat(42, "42 (perl) S 7 40 40 0"),
-            Some(Stat { pid: 42, parent: 7, group: 40 })
-        );
-        assert_eq!(parse_stat(42, "42 (a) b (c)) R 9 1 1").map(|s| s.parent), Some(9));
-        assert_eq!(parse_stat(42, "garbage"), None);
-    }
 
     #[test]
     fn signals_have_names() {

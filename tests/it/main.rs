@@ -48,3 +48,11 @@ mod aws_ruby;
 mod perl_conventions;
 // `bootstrap serve` with boto3, the AWS CLI and raw HTTP; make install; invoke on a terminal.
 mod serve;
+// Watching processes from a test: gone (by pidfd), descendants, process groups, FIFO gates.
+mod watch;
+// Frames bound to their invocation: stray, late, wrong-id or oversized frames never delivered.
+mod misdelivery;
+// Nothing a handler started escapes: setsid chains, group changes, fork races, tracers, concurrency.
+mod containment;
+// Clean exits: a failed Runtime API or SIGTERM stops and answers every handler, removes every file.
+mod clean_exits;
