@@ -9,7 +9,9 @@
 //! its lines are joined with `\r` in text mode, as AWS's Python runtime does.
 //!
 //! Each record is written with one call under the stderr lock, so records from concurrent
-//! invocations never interleave. Never log an event or a response: they may hold secrets.
+//! invocations never interleave: a handler's output is cut into records at its newlines (and
+//! at `MAX_LINE`), never passed on in the pieces it happened to be read in. Never log an event
+//! or a response: they may hold secrets.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -22,7 +24,7 @@ use crate::invocation::Diagnostic;
 pub const ENV_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
 /// `AWS_LAMBDA_LOG_LEVEL`: `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR` or `FATAL`.
 pub const ENV_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
-/// The longest handler line kept whole in JSON mode; a longer one is cut into records.
+/// The longest handler line kept whole; a longer one is cut into records of this size.
 pub const MAX_LINE: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -167,7 +169,9 @@ pub fn failure(request_id: &str, diagnostic: &Diagnostic, elapsed_ms: f64) {
     tap_line(Some(request_id), &record);
 }
 
-/// Turns the output of a handler into log records, line by line in JSON mode.
+/// Turns the output of a handler into log records, one line each: a record is written whole,
+/// with one call under the stderr lock, so that no other handler's line (or bootstrap's own)
+/// is ever spliced into it. A line longer than `MAX_LINE` is cut into records of that size.
 pub struct HandlerLines {
     partial: Vec<u8>,
 }
@@ -177,32 +181,57 @@ impl HandlerLines {
         HandlerLines { partial: Vec::new() }
     }
 
-    /// Logs what a handler wrote; in JSON mode complete lines become records and the rest
-    /// waits for its newline (or for `MAX_LINE`).
-    pub fn write(&mut self, bytes: &[u8], request_id: Option<&str>) {
-        if !config().json {
-            // Text mode: the bytes go out as they came.
-            let _ = io::stderr().lock().write_all(bytes);
-            tap(request_id, bytes);
-            return;
-        }
-        self.partial.extend_from_slice(bytes);
-        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            handler_record(&line[..line.len() - 1], request_id);
-        }
-        if self.partial.len() >= MAX_LINE {
-            let line = std::mem::take(&mut self.partial);
-            handler_record(&line, request_id);
+    /// Logs what a handler wrote: its complete lines become records, and the rest waits for
+    /// its newline (or for `MAX_LINE`, or the end of the output).
+    pub fn write(&mut self, mut bytes: &[u8], request_id: Option<&str>) {
+        let json = config().json;
+        while !bytes.is_empty() {
+            let Some(end) = bytes.iter().position(|b| *b == b'\n') else {
+                self.partial.extend_from_slice(bytes);
+                if self.partial.len() >= MAX_LINE {
+                    self.flush(request_id);
+                }
+                return;
+            };
+            let (line, rest) = bytes.split_at(end + 1);
+            bytes = rest;
+            if !self.partial.is_empty() || json {
+                self.partial.extend_from_slice(line);
+                let line = std::mem::take(&mut self.partial);
+                self.line(&line, request_id, json);
+                continue;
+            }
+            // Text mode, nothing pending: every complete line in `bytes` goes out as it came,
+            // in one write (each still a whole record).
+            let last = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let (more, tail) = bytes.split_at(last);
+            let mut lines = Vec::with_capacity(line.len() + more.len());
+            lines.extend_from_slice(line);
+            lines.extend_from_slice(more);
+            self.line(&lines, request_id, false);
+            bytes = tail;
         }
     }
 
-    /// Logs whatever is left without a newline, at the end of the output.
+    /// Logs whatever is left without a newline, as a record of its own: at the end of the
+    /// output, or before the lines of another request.
     pub fn flush(&mut self, request_id: Option<&str>) {
         if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            handler_record(&line, request_id);
+            let mut line = std::mem::take(&mut self.partial);
+            line.push(b'\n');
+            self.line(&line, request_id, config().json);
         }
+    }
+
+    /// Writes `lines` (complete, each ending in a newline) as records.
+    fn line(&self, lines: &[u8], request_id: Option<&str>, json: bool) {
+        if json {
+            handler_record(&lines[..lines.len() - 1], request_id);
+            return;
+        }
+        // A log we cannot write to must not stop bootstrap.
+        let _ = io::stderr().lock().write_all(lines);
+        tap(request_id, lines);
     }
 }
 

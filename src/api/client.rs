@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use ureq::Agent;
 use ureq::http::Response;
@@ -28,6 +28,8 @@ use crate::invocation::{
 
 /// We read at most this much of a reply to a post, for the log.
 const MAX_REPLY_BYTES: u64 = 64 * 1024;
+/// How long the body of a `/next` answer may take once its headers have arrived.
+const NEXT_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `/next` gave us.
 pub enum Next {
@@ -134,7 +136,13 @@ impl RuntimeApi {
     /// `GET /runtime/invocation/next`: blocks until Lambda has an event.
     pub fn next_invocation(&self) -> Result<Next, ApiError> {
         let url = format!("{}/runtime/invocation/next", self.base);
-        let mut response = self.send(&url, || self.agent.get(&url).call())?;
+        // No timeout until the headers arrive (Lambda freezes us meanwhile); the body follows
+        // them at once, so a body that stalls is a broken API, not a wait.
+        let get = || {
+            let request = self.agent.get(&url).config().timeout_recv_body(Some(NEXT_BODY_TIMEOUT));
+            request.build().call()
+        };
+        let mut response = self.send(&url, get)?;
         let status = response.status().as_u16();
         if status == 204 {
             return Ok(Next::Idle);

@@ -24,7 +24,10 @@ use self::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol, 
 use self::handler_file::Found;
 use self::handler_name::HandlerName;
 use self::template::{Placeholder, Template};
-use crate::env::{ENV_HANDLER, ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT, LambdaEnv};
+use crate::env::{
+    ENV_HANDLER, ENV_RESPONSE_CONTENT_TYPE, ENV_RESPONSE_MODE, ENV_RUNNERS, ENV_TASK_ROOT,
+    LambdaEnv,
+};
 use crate::invocation::Diagnostic;
 use crate::invocation::error_type::{
     HANDLER_NOT_FOUND, INTERPRETER_NOT_FOUND, INVALID_CONFIG, INVALID_TASK_ROOT,
@@ -140,6 +143,9 @@ pub fn for_lambda(env: &LambdaEnv) -> Result<Handler, Diagnostic> {
     resolve(&Settings { handler: name, task_root, env, exe_dir: exe_dir.as_deref() })
 }
 
+/// The longest Content-Type a streamed response may have (as for a framed runner's stream).
+const MAX_CONTENT_TYPE: usize = 256;
+
 /// The directory holding the running executable: where the layer's config and runners are.
 pub fn exe_dir() -> Option<PathBuf> {
     std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
@@ -161,10 +167,8 @@ pub fn resolve(settings: &Settings) -> Result<Handler, Diagnostic> {
     let task_root = absolute_task_root(settings.task_root)?;
     let config = load_config(settings, &task_root)?;
     let Found { file, interpreter, method } = handler_file::find(&task_root, &config, &name)?;
-    let stream_content_type = response_mode(settings.env, interpreter.as_ref())?.then(|| {
-        let default = config::DEFAULT_CONTENT_TYPE.to_string();
-        settings.env.response_content_type.clone().unwrap_or(default)
-    });
+    let streaming = response_mode(settings.env, interpreter.as_ref())?;
+    let stream_content_type = streaming.then(|| stream_content_type(settings.env)).transpose()?;
     let (command, payload) = match &interpreter {
         Some(i) => (i.command.clone(), i.payload),
         None => {
@@ -245,6 +249,28 @@ fn response_mode(env: &LambdaEnv, interpreter: Option<&Interpreter>) -> Result<b
         })?,
     };
     Ok(mode == ResponseMode::Streaming)
+}
+
+/// The Content-Type of a streamed response: `BOOTSTRAP_RESPONSE_CONTENT_TYPE`, checked here
+/// as a header value, so that a bad one is one init error rather than every event unanswered.
+fn stream_content_type(env: &LambdaEnv) -> Result<String, Diagnostic> {
+    let Some(value) = env.response_content_type.clone() else {
+        return Ok(config::DEFAULT_CONTENT_TYPE.to_string());
+    };
+    let is_header_value = value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+    if value.trim().is_empty() || !is_header_value || value.len() > MAX_CONTENT_TYPE {
+        let shown: String = value.chars().take(80).collect();
+        return Err(Diagnostic::new(
+            INVALID_CONFIG,
+            format!("{ENV_RESPONSE_CONTENT_TYPE}={shown:?} cannot be a Content-Type header"),
+        )
+        .with_hint(format!(
+            "set it to a media type of at most {MAX_CONTENT_TYPE} printable ASCII characters, \
+             such as {}, or unset it",
+            config::HTTP_INTEGRATION_CONTENT_TYPE
+        )));
+    }
+    Ok(value)
 }
 
 fn absolute_task_root(task_root: &Path) -> Result<PathBuf, Diagnostic> {

@@ -9,6 +9,10 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 const MAX_DIAGNOSTIC_TEXT: usize = 64 * 1024;
 /// Longest errorType we keep.
 const MAX_ERROR_TYPE: usize = 256;
+/// Longest errorMessage bootstrap posts, and longest line in it; a longer one is cut, and says
+/// that the whole message is in the log (bootstrap logs every error it posts, whole).
+const MAX_POSTED_MESSAGE: usize = MAX_DIAGNOSTIC_TEXT;
+const MAX_POSTED_LINE: usize = 4096;
 
 /// An error for Lambda: posted as `{"errorType", "errorMessage", "stackTrace", ...}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,12 +62,49 @@ impl Diagnostic {
         self.runner.as_ref().map(|r| &r.extra)
     }
 
-    /// The message as posted: the message, then the hint on a line of its own.
+    /// The whole message: the message, then the hint on a line of its own.
     pub fn full_message(&self) -> String {
         match &self.hint {
             Some(hint) => format!("{}\nhint: {hint}", self.error_message),
             None => self.error_message.clone(),
         }
+    }
+
+    /// The message as posted: `full_message`, with each line of its message part cut to
+    /// `MAX_POSTED_LINE` bytes and the whole to `MAX_POSTED_MESSAGE`, saying so and where the
+    /// rest is. The hint is kept. (A parse error quoting a 200 KB line keeps its last line,
+    /// which says what is wrong.)
+    pub fn posted_message(&self) -> String {
+        let mut posted = String::with_capacity(self.error_message.len().min(MAX_POSTED_MESSAGE));
+        let mut cut = 0;
+        for (i, line) in self.error_message.split('\n').enumerate() {
+            let room = MAX_POSTED_MESSAGE.saturating_sub(posted.len());
+            if i > 0 {
+                if room == 0 {
+                    cut += 1 + line.len();
+                    continue;
+                }
+                posted.push('\n');
+            }
+            let mut end = line.len().min(MAX_POSTED_LINE).min(room);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            posted.push_str(&line[..end]);
+            if end < line.len() {
+                posted.push('…');
+                cut += line.len() - end;
+            }
+        }
+        if cut > 0 {
+            posted.push_str(&format!(
+                "\n[{cut} bytes of this message were cut; the whole message is in the function's log]"
+            ));
+        }
+        if let Some(hint) = &self.hint {
+            posted.push_str(&format!("\nhint: {hint}"));
+        }
+        posted
     }
 
     /// The stack frames for the log: `stackTrace`, or the `trace` a Node runner sends.
@@ -161,7 +202,7 @@ impl Serialize for Diagnostic {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("errorType", &self.error_type)?;
-        map.serialize_entry("errorMessage", &self.full_message())?;
+        map.serialize_entry("errorMessage", &self.posted_message())?;
         if let Some(frames) = &self.stack_trace {
             map.serialize_entry("stackTrace", frames)?;
         }
@@ -237,6 +278,25 @@ mod tests {
             format!(r#"{{"errorType":"E","errorMessage":"m","big":"{}"}}"#, "x".repeat(70_000));
         let d = Diagnostic::parse(huge.as_bytes()).unwrap();
         assert!(d.extra().is_some_and(|e| e.is_empty()), "a key over the size budget is left out");
+    }
+
+    #[test]
+    fn a_long_message_is_posted_cut_saying_where_the_rest_is_and_keeps_its_hint() {
+        let long = format!("parse error at line 3\n{}\nmissing comma", "é".repeat(100_000));
+        let d = Diagnostic::new("Runtime.X", long).with_hint("fix it");
+        let posted: serde_json::Value = serde_json::from_slice(&d.to_json()).unwrap();
+        let message = posted["errorMessage"].as_str().unwrap();
+        assert!(message.len() < MAX_POSTED_LINE + 300, "{}", message.len());
+        assert!(message.starts_with("parse error at line 3\n"));
+        assert!(message.contains("…\nmissing comma\n["), "the line after the long one stays");
+        assert!(message.contains("the whole message is in the function's log"));
+        assert!(message.ends_with("\nhint: fix it"));
+        assert!(d.to_string().contains(&"é".repeat(100_000)), "logged whole");
+        let many = (0..100_000).map(|i| i.to_string()).collect::<Vec<_>>().join("\n");
+        let posted = Diagnostic::new("Runtime.X", many).posted_message();
+        assert!(posted.len() < MAX_POSTED_MESSAGE + 200, "{}", posted.len());
+        let short = Diagnostic::new("Runtime.X", "a\nb").with_hint("h");
+        assert_eq!(short.posted_message(), short.full_message());
     }
 
     #[test]

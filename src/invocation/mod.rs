@@ -53,8 +53,13 @@ impl RequestId {
     }
 
     /// The id as one URL path segment: anything but unreserved characters is percent-encoded,
-    /// so a hostile id cannot change which endpoint we post to.
+    /// so a hostile id cannot change which endpoint we post to; and an id that is a dot segment
+    /// (`.` or `..`, which a server would resolve away) has its dots encoded too (RFC 3986
+    /// §5.2.4 resolves only the literal ones).
     pub fn path_segment(&self) -> String {
+        if self.0 == "." || self.0 == ".." {
+            return "%2E".repeat(self.0.len());
+        }
         let mut out = String::with_capacity(self.0.len());
         for b in self.0.bytes() {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -352,5 +357,8 @@ mod tests {
     fn request_ids_are_escaped_for_the_path() {
         assert_eq!(RequestId::parse("abc-1.2_~").unwrap().path_segment(), "abc-1.2_~");
         assert_eq!(RequestId::parse("../x?y").unwrap().path_segment(), "..%2Fx%3Fy");
+        assert_eq!(RequestId::parse(".").unwrap().path_segment(), "%2E");
+        assert_eq!(RequestId::parse("..").unwrap().path_segment(), "%2E%2E");
+        assert_eq!(RequestId::parse("...").unwrap().path_segment(), "...");
     }
 }

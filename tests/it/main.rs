@@ -56,3 +56,7 @@ mod misdelivery;
 mod containment;
 // Clean exits: a failed Runtime API or SIGTERM stops and answers every handler, removes every file.
 mod clean_exits;
+// Inputs checked where they enter: Content-Type, dot-segment ids, a stalled body, big configs.
+mod inputs;
+// Log records never spliced: concurrent handlers' long lines each stay in records of their own.
+mod log_records;
