@@ -33,20 +33,22 @@ static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 /// when anything else is left in its tree, 0 when not (the warden then exits at once).
 pub const WARDEN_EXIT_REPORT: usize = 5;
 /// Signals the warden ignores: it must outlive its tree, and only bootstrap's SIGKILL ends it
-/// early. SIGCHLD keeps its default, or children would be reaped without `waitpid`.
-const IGNORED_BY_WARDEN: [libc::c_int; 11] = [
+/// early. SIGCHLD keeps its default, or children would be reaped without `waitpid`; SIGUSR2 is
+/// `BOOTSTRAP_DIED`.
+const IGNORED_BY_WARDEN: [libc::c_int; 10] = [
     libc::SIGHUP,
     libc::SIGINT,
     libc::SIGQUIT,
     libc::SIGTERM,
     libc::SIGUSR1,
-    libc::SIGUSR2,
     libc::SIGPIPE,
     libc::SIGALRM,
     libc::SIGTSTP,
     libc::SIGTTIN,
     libc::SIGTTOU,
 ];
+/// The warden's parent-death signal: bootstrap was killed (SIGKILL, which nothing can catch).
+const BOOTSTRAP_DIED: libc::c_int = libc::SIGUSR2;
 /// Where the warden stops closing descriptors one by one if `close_range` is missing.
 const FALLBACK_MAX_FD: RawFd = 4096;
 
@@ -103,8 +105,8 @@ pub fn run_under_warden(command: &mut Command, report: RawFd) {
         // on integers and on memory of this frame; nothing allocates or takes a lock.
         unsafe {
             // The warden goes with bootstrap (the thread that started it, which lives as long
-            // as its loop): it must never outlive it, holding a tree nobody will end.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            // as its loop), and takes its process group with it (see `on_bootstrap_death`).
+            libc::prctl(libc::PR_SET_PDEATHSIG, BOOTSTRAP_DIED as libc::c_ulong, 0, 0, 0);
             if libc::getppid() != bootstrap {
                 return Err(io::Error::other("bootstrap ended while it started a handler"));
             }
@@ -134,6 +136,8 @@ unsafe fn warden(handler: libc::pid_t, report: RawFd) -> ! {
         for signal in IGNORED_BY_WARDEN {
             libc::signal(signal, libc::SIG_IGN);
         }
+        let on_death = on_bootstrap_death as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(BOOTSTRAP_DIED, on_death);
         loop {
             let mut status = 0;
             let pid = libc::waitpid(-1, &mut status, 0);
@@ -151,6 +155,14 @@ unsafe fn warden(handler: libc::pid_t, report: RawFd) -> ! {
             }
         }
     }
+}
+
+/// In the warden, when bootstrap died without ending its tree: kill the warden's process group,
+/// itself included. Best effort (a process that left the group stays); containment by
+/// parentage needs a living bootstrap.
+extern "C" fn on_bootstrap_death(_: libc::c_int) {
+    // SAFETY: kill is async-signal-safe and takes two integers; 0 is our own process group.
+    unsafe { libc::kill(0, libc::SIGKILL) };
 }
 
 /// Reaps the children that have already exited; whether any child is left.

@@ -35,6 +35,9 @@ const RSS_CHECK_EVERY: Duration = Duration::from_millis(50);
 const PIPE_BUFFER: usize = 64 * 1024;
 /// How long a runner that closed its result pipe gets to exit before it is killed.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
+/// How long a retired worker's last output may take to reach the log once it is gone (its
+/// pipes are closed then, unless a process that would not die holds them).
+const LOG_DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Invocation ids, unique across the workers of this bootstrap; 0 is `frames::LOAD_ID`.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -73,6 +76,9 @@ pub(super) struct Worker {
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     /// The event the worker is on, for the log records of what it prints.
     current: CurrentRequest,
+    /// One message from each of the threads that copy its stdout and stderr to the log, when
+    /// done: a worker is gone once its last lines are logged.
+    logs_done: Receiver<()>,
     /// Its private TMPDIR when invocations run concurrently; removed with the worker.
     _scratch: Option<ScratchDir>,
 }
@@ -89,16 +95,21 @@ impl Worker {
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         let current = CurrentRequest::default();
         let stdio = unit.stdio().expect("BUG: a unit has its warden until it ends");
+        let (logged, logs_done) = mpsc::channel();
         if let Some(stdout) = stdio.stdout.take() {
-            let current = Arc::clone(&current);
-            child::spawn_thread(move || child::copy_to_log(stdout, &current, |_| {}));
+            let (current, logged) = (Arc::clone(&current), logged.clone());
+            child::spawn_thread(move || {
+                child::copy_to_log(stdout, &current, |_| {});
+                let _ = logged.send(());
+            });
         }
         if let Some(stderr) = stdio.stderr.take() {
             let (tail, current) = (Arc::clone(&stderr_tail), Arc::clone(&current));
             child::spawn_thread(move || {
                 child::copy_to_log(stderr, &current, |bytes| {
                     child::keep_tail(&mut tail.lock().unwrap_or_else(|e| e.into_inner()), bytes)
-                })
+                });
+                let _ = logged.send(());
             });
         }
         let frames_tx = tx.clone();
@@ -115,6 +126,7 @@ impl Worker {
             exit: None,
             stderr_tail,
             current,
+            logs_done,
             _scratch: scratch,
         })
     }
@@ -441,7 +453,7 @@ impl Worker {
     }
 
     /// Closes the runner's fd 3 (it exits at end of file), gives it `grace` to do so, then
-    /// makes sure it and everything it started are gone.
+    /// makes sure it and everything it started are gone, and what it printed last is logged.
     pub(super) fn retire(mut self, grace: Duration) {
         self.invocations = None;
         let until = Instant::now() + grace;
@@ -453,6 +465,13 @@ impl Worker {
             }
         }
         self.unit.end(self.exit);
+        let until = Instant::now() + LOG_DRAIN_WAIT;
+        for _ in 0..2 {
+            let wait = until.saturating_duration_since(Instant::now());
+            if self.logs_done.recv_timeout(wait).is_err() {
+                break; // both done (the senders are gone), or a pipe still held
+            }
+        }
     }
 }
 
