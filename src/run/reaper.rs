@@ -112,6 +112,14 @@ pub fn kill_tree(warden: u32) {
     sys::signal(warden, Signal::Continue);
 }
 
+/// Kills what is left in the process group of a warden that has exited and is not yet reaped
+/// (so its pid still names the group). Where the kernel refuses a child subreaper (qemu-user),
+/// a process whose parent exited leaves the warden's tree; one that stayed in the handler's
+/// process group is still found here. Elsewhere the group is empty by now: one cheap call.
+pub fn kill_left_in_group(warden: u32) {
+    sys::kill_group(warden);
+}
+
 /// Ends the tree under `warden` (its handler included) and reaps the warden, within
 /// `END_WAIT`; `closed` waits (up to its argument) until the warden has exited. Whatever will
 /// not die is reported and left.
@@ -121,6 +129,7 @@ pub fn end_tree(mut warden: Child, closed: impl Fn(Duration) -> bool) {
         kill_tree(warden.id());
         let wait = PASS_WAIT.min(until.saturating_duration_since(Instant::now()));
         if closed(wait) {
+            kill_left_in_group(warden.id());
             let _ = warden.wait(); // it has exited: this returns at once
             forget(warden.id());
             return;

@@ -103,6 +103,7 @@ impl Unit {
         let closed = move |wait: Duration| sys::wait_closed(report.as_fd(), wait);
         match exit {
             Some(Exit { status: Some(_), leftovers: false }) if closed(EXIT_WAIT) => {
+                reaper::kill_left_in_group(warden.id());
                 let _ = warden.wait(); // it has exited: this returns at once
                 reaper::forget(warden.id());
             }

@@ -171,7 +171,10 @@ impl Worker {
             };
         }
         let why = match self.reports.try_recv() {
-            Err(TryRecvError::Empty) => return Ok(()),
+            // Its death may not have been reported yet: the warden's report crosses a pipe and
+            // a thread. The process itself says whether it is still there.
+            Err(TryRecvError::Empty) if self.runner_is_running() => return Ok(()),
+            Err(TryRecvError::Empty) => "it died while idle".to_string(),
             Ok(Report::Frame(frame)) => {
                 format!("it wrote a \"{}\" frame while it held no invocation", frame.verb())
             }
@@ -188,6 +191,11 @@ impl Worker {
         };
         self.kill(Diagnostic::new(EXIT_ERROR, why.clone()));
         Err(why)
+    }
+
+    /// Whether the runner process exists and has not exited (a zombie has).
+    fn runner_is_running(&self) -> bool {
+        proc::read_stat(self.unit.handler_pid()).is_some_and(|p| !p.is_zombie())
     }
 
     /// Waits until the runner has loaded the handler, failed to, or `until` passes.
