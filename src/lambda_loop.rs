@@ -79,7 +79,7 @@ impl std::error::Error for Ended {
 /// /tmp. The first framed runner loads the handler before any `/next`: a handler that cannot
 /// load is an init error, as on AWS's own runtimes, not an error for every event.
 pub fn run_all(address: &ApiAddress, api: RuntimeApi, handler: Handler, loops: usize) -> Ended {
-    let options = run::Options { private_tmp: loops > 1 };
+    let options = run::Options { private_tmp: loops > 1, concurrent: loops > 1 };
     let mut first = Executor::new(handler.clone(), options);
     first.prepare();
     if let Some(diagnostic) = first.load_failure() {

@@ -173,22 +173,25 @@ __bootstrap_read_event() {
 
 # Exports each variable the invocation context names, or unsets it when it is null. The
 # context is bootstrap's compact JSON object of "NAME":null and "NAME":"..." (JSON-escaped),
-# so a regular expression takes one pair at a time and `printf %b` unescapes a value once \"
-# and \/ are taken care of.
+# so a regular expression takes one pair at a time (a quicker one first, for a value without
+# escapes) and `printf %b` unescapes a value once \" and \/ are taken care of.
 __bootstrap_context_env() {
     local rest=$__bootstrap_context name value
-    local re='^[{,]"([A-Za-z_][A-Za-z0-9_]*)":(null|"(([^"\\]|\\.)*)")(.*)$'
-    while [[ $rest =~ $re ]]; do
+    local plain='^[{,]"([A-Za-z_][A-Za-z0-9_]*)":(null|"([^"\\]*)")'
+    local escaped='^[{,]"([A-Za-z_][A-Za-z0-9_]*)":(null|"(([^"\\]|\\.)*)")'
+    while [[ $rest =~ $plain ]] || [[ $rest =~ $escaped ]]; do
         name=${BASH_REMATCH[1]}
         value=${BASH_REMATCH[3]}
-        rest=${BASH_REMATCH[5]}
+        rest=${rest:${#BASH_REMATCH[0]}}
         if [[ ${BASH_REMATCH[2]} == null ]]; then
             unset "$name"
             continue
         fi
-        value=${value//\\\"/\"}
-        value=${value//\\\//\/}
-        printf -v value '%b' "$value"
+        if [[ $value == *\\* ]]; then
+            value=${value//\\\"/\"}
+            value=${value//\\\//\/}
+            printf -v value '%b' "$value"
+        fi
         export "$name=$value"
     done
     [[ $rest == '}' ]] || __bootstrap_bad_input "the invocation context is not a flat JSON object"

@@ -5,7 +5,7 @@
 //! - `plain`: a process per event, the event on stdin, the response on stdout;
 //! - `framed`: when a framed `worker` starts, serves and retires; a worker is a runner that
 //!   loads the handler once and exchanges `frames` on fds 3 and 4;
-//! - `unit`: one handler process under its warden, and everything it starts;
+//! - `unit`: one handler process (under its warden, or alone) and everything it starts;
 //! - `reaper`: the running units, and the ending of everything a handler started, by
 //!   parentage (`proc`), never by process group;
 //! - `child`: what both protocols share: the command, the environment, the output threads,
@@ -36,6 +36,9 @@ use framed::WorkerSlot;
 pub struct Options {
     /// Each invocation (or framed worker) gets a `TMPDIR` of its own: several run at once.
     pub private_tmp: bool,
+    /// Several invocations run at once: a plain handler runs under a warden of its own, so
+    /// that what it started is told apart from the others' (see `unit`).
+    pub concurrent: bool,
 }
 
 /// Runs the events of one handler, by its interpreter's protocol. The Lambda loop and

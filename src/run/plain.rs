@@ -89,7 +89,9 @@ fn start(
     }
     let stdin = if handler.payload == PayloadVia::Stdin { Stdio::piped() } else { Stdio::null() };
     command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let process = Unit::spawn(&mut command).map_err(|e| diagnostics::spawn(&e, handler))?;
+    // One handler at a time: everything under bootstrap is this one's (see `unit`).
+    let process = Unit::spawn(&mut command, options.concurrent)
+        .map_err(|e| diagnostics::spawn(&e, handler))?;
     let kill_at = child::kill_at(invocation);
     let started = Instant::now();
     let feed_stdin = handler.payload == PayloadVia::Stdin;
@@ -211,8 +213,7 @@ fn supervise(
     };
     let exit = wait_for_exit(&rx, &unit, kill_at, &mut finished);
     // Whatever the handler left running goes now, so that nothing holds its pipes open.
-    unit.end(exit);
-    finished.status = exit.and_then(|exit| exit.status);
+    finished.status = unit.end(exit);
     collect_pipes(&rx, &mut finished);
     finished
 }

@@ -1,9 +1,10 @@
 //! The handler processes that are running, and the ending of everything they started.
 //!
-//! Every handler (plain or framed) runs under a warden of its own (`sys::run_under_warden`),
-//! the child subreaper of the handler's whole tree: what a handler started is what descends
-//! from its warden, whatever it did to its session or process group, and no other invocation's
-//! process is ever in that tree. Ending a tree does not depend on process groups or on a number
+//! A handler runs under a warden of its own (`sys::run_under_warden`), the child subreaper of
+//! the handler's whole tree, whenever another handler may run beside it: what a handler started
+//! is what descends from its warden, whatever it did to its session or process group, and no
+//! other invocation's process is ever in that tree. A plain handler that runs alone is a direct
+//! child of bootstrap, and its tree is all that descends from bootstrap (`unit`). Ending a tree does not depend on process groups or on a number
 //! of rounds: the warden is stopped first (so that nothing in the tree is reaped, and no pid
 //! freed, while it is read), then every process in the tree is stopped, reading `/proc` again
 //! until a reading finds no process it had not seen (a stopped process cannot fork, so the tree
@@ -38,14 +39,23 @@ const PASS_WAIT: Duration = Duration::from_millis(250);
 /// How long ending a tree may take in all, before what will not die is reported and left.
 const END_WAIT: Duration = Duration::from_secs(2);
 
-/// The wardens whose trees are not ended yet, and what else must go when bootstrap does.
+/// The units not ended yet, and what else must go when bootstrap does.
 struct Registry {
-    /// Each live warden's pid, with its handler's (0 until the warden has said it).
-    live: Vec<(u32, u32)>,
+    /// Each live unit: bootstrap's child (a warden, or a direct handler) and its handler's pid
+    /// (0 until a warden has said it).
+    live: Vec<Live>,
     /// Wardens whose trees would not die: left, and reaped once they end.
     stuck: Vec<Child>,
     /// Private TMPDIRs and event files, removed when bootstrap stops if not before.
     temp_paths: Vec<PathBuf>,
+}
+
+/// One live unit.
+struct Live {
+    child: u32,
+    handler: u32,
+    /// Whether `child` is a warden, whose tree is the unit's own (not a stray's).
+    warded: bool,
 }
 
 static REGISTRY: Mutex<Registry> =
@@ -68,14 +78,15 @@ fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts `command` (set up with `sys::run_under_warden`) and records its warden, in one step
-/// under the lock: a stray sweep never takes a warden being born for a stray. If bootstrap is
-/// stopping, the new tree is ended at once.
-pub fn spawn(command: &mut Command) -> io::Result<Child> {
+/// Starts `command` and records it, in one step under the lock: a stray sweep never takes a
+/// warden being born for a stray. `warded`: `command` was set up with `sys::run_under_warden`;
+/// else it is a direct handler. If bootstrap is stopping, the new unit is killed at once.
+pub fn spawn(command: &mut Command, warded: bool) -> io::Result<Child> {
     let mut registry = registry();
     reap_stuck(&mut registry);
     let child = command.spawn()?;
-    registry.live.push((child.id(), 0));
+    let handler = if warded { 0 } else { child.id() };
+    registry.live.push(Live { child: child.id(), handler, warded });
     if stopping().is_some() {
         sys::signal(child.id(), Signal::Kill);
     }
@@ -85,20 +96,27 @@ pub fn spawn(command: &mut Command) -> io::Result<Child> {
 /// Records the handler's pid of the tree under `warden`.
 pub fn set_handler(warden: u32, handler: u32) {
     let mut registry = registry();
-    if let Some(entry) = registry.live.iter_mut().find(|(w, _)| *w == warden) {
-        entry.1 = handler;
+    if let Some(entry) = registry.live.iter_mut().find(|l| l.child == warden) {
+        entry.handler = handler;
     }
 }
 
-/// Forgets a warden that has been reaped.
-pub fn forget(warden: u32) {
-    registry().live.retain(|(w, _)| *w != warden);
+/// Forgets a unit whose child (warden or direct handler) has been reaped.
+pub fn forget(child: u32) {
+    registry().live.retain(|l| l.child != child);
+}
+
+/// Keeps a direct handler that would not die, to be reaped once it ends.
+pub fn leave(child: Child) {
+    let mut registry = registry();
+    registry.live.retain(|l| l.child != child.id());
+    registry.stuck.push(child);
 }
 
 /// The handlers running now (a framed worker between events, too); `bootstrap serve` reads
 /// their peak memory.
 pub fn running() -> Vec<u32> {
-    registry().live.iter().map(|(_, h)| *h).filter(|h| *h != 0).collect()
+    registry().live.iter().map(|l| l.handler).filter(|h| *h != 0).collect()
 }
 
 /// Stops every process in the tree under `warden` and kills it, without waiting; the warden is
@@ -145,25 +163,32 @@ pub fn end_tree(mut warden: Child, closed: impl Fn(Duration) -> bool) {
         END_WAIT.as_secs()
     );
     let mut registry = registry();
-    registry.live.retain(|(w, _)| *w != warden.id());
+    registry.live.retain(|l| l.child != warden.id());
     registry.stuck.push(warden);
 }
 
-/// Ends whatever descends from bootstrap outside the live wardens' trees: the tree of a warden
-/// that died before it. Reaps what became bootstrap's children, within `END_WAIT`.
+/// Stops and kills whatever descends from bootstrap outside the live wardens' trees, without
+/// waiting: a direct handler and what it started, or the tree of a warden that died.
+pub fn kill_strays() {
+    let registry = registry();
+    let wardens = wardens(&registry);
+    for pid in stop_descendants(std::process::id(), |pid| wardens.contains(&pid)) {
+        sys::signal(pid, Signal::Kill);
+    }
+}
+
+/// The wardens (live or stuck), whose trees are not strays.
+fn wardens(registry: &Registry) -> HashSet<u32> {
+    let live = registry.live.iter().filter(|l| l.warded).map(|l| l.child);
+    live.chain(registry.stuck.iter().map(Child::id)).collect()
+}
+
+/// Ends whatever descends from bootstrap outside the live wardens' trees: what a direct
+/// handler left, or the tree of a warden that died before it. Reaps what became bootstrap's
+/// children, within `END_WAIT`.
 pub fn sweep_strays() {
     let me = std::process::id();
-    let wardens = |registry: &Registry| -> HashSet<u32> {
-        let live = registry.live.iter().map(|(w, _)| *w);
-        live.chain(registry.stuck.iter().map(Child::id)).collect()
-    };
-    {
-        let registry = registry();
-        let wardens = wardens(&registry);
-        for pid in stop_descendants(me, |pid| wardens.contains(&pid)) {
-            sys::signal(pid, Signal::Kill);
-        }
-    }
+    kill_strays();
     let until = Instant::now() + END_WAIT;
     loop {
         let wardens = wardens(&registry());
@@ -191,10 +216,10 @@ pub fn stop_all(why: Stop) {
     };
     let _ = STOPPING.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
     let registry = registry();
-    for (warden, _) in &registry.live {
-        kill_tree(*warden);
+    for live in registry.live.iter().filter(|l| l.warded) {
+        kill_tree(live.child);
         // Its death closes its report pipe, which wakes its supervisor.
-        sys::signal(*warden, Signal::Kill);
+        sys::signal(live.child, Signal::Kill);
     }
     // What a warden that died before its tree left to bootstrap, and the stuck ones.
     for pid in stop_descendants(std::process::id(), |_| false) {

@@ -6,8 +6,8 @@
 //! owned by the calling frame.
 //!
 //! The warden is the one piece of code here that runs on its own: between fork and exec of a
-//! handler, the child forks once more; the parent of that second fork becomes the warden, a
-//! copy of bootstrap that never execs, and the child goes on to exec the handler. The warden is
+//! handler, the child starts the handler's process itself (`run_under_warden`) and becomes the
+//! warden, a copy of bootstrap that never execs. The warden is
 //! the child subreaper of everything the handler starts, so that a process which double-forks,
 //! calls `setsid` or changes its process group still has the warden as an ancestor, and nothing
 //! else: what a handler started is found by parentage (`contain`), and no other invocation's
@@ -18,9 +18,11 @@
 
 #![allow(unsafe_code)]
 
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -29,9 +31,17 @@ use std::time::{Duration, Instant};
 /// Write end of the signal pipe, for the signal handler.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
-/// The warden's report of the handler's end: its wait status (4 bytes, native order), then 1
-/// when anything else is left in its tree, 0 when not (the warden then exits at once).
-pub const WARDEN_EXIT_REPORT: usize = 5;
+/// The warden's reports, each a tag byte and then numbers in native order: `WARDEN_PID` and
+/// the handler's pid (4 bytes), first; `WARDEN_EXEC_FAILED` and the errno (4 bytes), before it,
+/// when the handler could not be started; `WARDEN_EXIT`, the handler's wait status (4 bytes)
+/// and 1 when anything else is left in its tree, 0 when not (the warden then exits at once).
+pub const WARDEN_PID: u8 = b'P';
+pub const WARDEN_EXEC_FAILED: u8 = b'E';
+pub const WARDEN_EXIT: u8 = b'X';
+/// The longest report: `WARDEN_EXIT`'s.
+pub const WARDEN_EXIT_REPORT: usize = 6;
+/// The stack the handler's process has between its clone and its exec.
+const EXEC_STACK: usize = 64 * 1024;
 /// Signals the warden ignores: it must outlive its tree, and only bootstrap's SIGKILL ends it
 /// early. SIGCHLD keeps its default, or children would be reaped without `waitpid`; SIGUSR2 is
 /// `BOOTSTRAP_DIED`.
@@ -86,6 +96,35 @@ pub fn kill_group(pgid: u32) {
     unsafe { libc::killpg(pgid, libc::SIGKILL) };
 }
 
+/// Blocks until the child `pid` has exited, leaving it a zombie so that its pid cannot be
+/// reused until it is reaped (a direct handler: see `unit`).
+pub fn wait_exited_unreaped(pid: u32) -> io::Result<()> {
+    let pid = libc::id_t::from(pid);
+    loop {
+        // SAFETY: `info` is a zeroed siginfo_t owned by this frame; waitid writes into it only.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc =
+            unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Whether this process has any child, alive or not yet reaped (without reaping any).
+pub fn has_children() -> bool {
+    // SAFETY: `info` is a zeroed siginfo_t owned by this frame; waitid writes into it only.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // With WNOHANG, waitid returns 0 while children exist (exited or not) and fails with
+    // ECHILD when there are none; WNOWAIT leaves any zombie for its owner to reap.
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) == 0 }
+}
+
 /// Makes this process the reaper of its orphaned descendants: a warden that was killed leaves
 /// its tree to us, not to init.
 pub fn become_subreaper() -> io::Result<()> {
@@ -94,15 +133,70 @@ pub fn become_subreaper() -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-/// Runs `command`'s program under a warden (see the module comment). The process `spawn`
-/// returns is the warden; it writes the handler's pid (4 bytes, native order) to `report`
-/// before `spawn` returns, and `WARDEN_EXIT_REPORT` bytes when the handler has ended.
-/// `report` is a pipe's write end, close-on-exec, so that the handler does not keep it.
-pub fn run_under_warden(command: &mut Command, report: RawFd) {
+/// What the handler's process runs, built before any fork: the child that execs it shares the
+/// warden's memory until it does (see `run_under_warden`), so it may allocate nothing.
+pub struct Exec {
+    path: CString,
+    /// The strings `argv` and `envp` point into.
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// The stack of the child until it execs.
+    stack: Vec<u8>,
+    /// The warden's report pipe, where an exec that fails says why.
+    report: RawFd,
+}
+
+// SAFETY: the pointers in `argv` and `envp` point into `_strings`, owned by the same value and
+// never changed after `new`; moving the value between threads moves their owner with them.
+unsafe impl Send for Exec {}
+unsafe impl Sync for Exec {}
+
+impl Exec {
+    /// `program` with `args` (after `program` as argv[0]) and exactly the environment `env`;
+    /// an exec that fails is reported on the pipe `report`.
+    pub fn new<'a>(
+        program: &OsStr,
+        args: impl Iterator<Item = &'a OsStr>,
+        env: impl Iterator<Item = (OsString, OsString)>,
+        report: RawFd,
+    ) -> io::Result<Exec> {
+        let c = |bytes: Vec<u8>| CString::new(bytes).map_err(io::Error::other);
+        let path = c(program.as_bytes().to_vec())?;
+        let mut strings = vec![path.clone()];
+        for arg in args {
+            strings.push(c(arg.as_bytes().to_vec())?);
+        }
+        let arg_count = strings.len();
+        for (name, value) in env {
+            strings.push(c([name.as_bytes(), b"=", value.as_bytes()].concat())?);
+        }
+        let pointers = |strings: &[CString]| {
+            let mut list: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+            list.push(std::ptr::null());
+            list
+        };
+        let argv = pointers(&strings[..arg_count]);
+        let envp = pointers(&strings[arg_count..]);
+        Ok(Exec { path, _strings: strings, argv, envp, stack: vec![0; EXEC_STACK], report })
+    }
+}
+
+/// Runs `exec` under a warden (see the module comment) in place of `command`'s program, with
+/// everything else `command` sets up (stdio, directory, process group, fds 3 and 4). The process
+/// `spawn` returns is the warden; it writes `WARDEN_PID` before `spawn` returns (after
+/// `WARDEN_EXEC_FAILED` if the exec failed), and `WARDEN_EXIT` when the handler has ended.
+///
+/// The handler is started with `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does: it
+/// borrows the warden's memory until it execs, so the warden costs one fork of bootstrap, not
+/// two (a fork copies the page tables, hundreds of microseconds on a small VM).
+pub fn run_under_warden(command: &mut Command, mut exec: Exec) {
     let bootstrap = std::process::id() as libc::pid_t;
     let hook = move || {
-        // SAFETY: fork, prctl and everything `warden` calls are async-signal-safe system calls
-        // on integers and on memory of this frame; nothing allocates or takes a lock.
+        // SAFETY: prctl, clone and everything `warden` and `exec_handler` call are
+        // async-signal-safe system calls on integers and on memory `exec` owns; nothing
+        // allocates or takes a lock. The clone child runs on `exec.stack` while the warden is
+        // suspended (CLONE_VFORK), until it execs or exits.
         unsafe {
             // The warden goes with bootstrap (the thread that started it, which lives as long
             // as its loop), and takes its process group with it (see `on_bootstrap_death`).
@@ -112,15 +206,34 @@ pub fn run_under_warden(command: &mut Command, report: RawFd) {
             }
             // Failing (qemu-user has no PR_SET_CHILD_SUBREAPER) leaves orphans to bootstrap.
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
-            match libc::fork() {
+            // The stack grows down from its end, 16-byte aligned as every ABI wants.
+            let end = exec.stack.as_mut_ptr().add(exec.stack.len());
+            let top = end.sub(end as usize % 16);
+            let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+            let arg = (&exec as *const Exec).cast_mut().cast();
+            match libc::clone(exec_handler, top.cast(), flags, arg) {
                 -1 => Err(io::Error::last_os_error()),
-                0 => Ok(()), // the handler: on to exec
-                handler => warden(handler, report),
+                handler => warden(handler, exec.report),
             }
         }
     };
     // SAFETY: the hook runs between fork and exec and only makes async-signal-safe calls.
     unsafe { command.pre_exec(hook) };
+}
+
+/// The handler's process until it execs: exec, or say why not and exit.
+extern "C" fn exec_handler(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Exec` of `run_under_warden`, alive while the warden is suspended;
+    // execvpe, write and _exit are async-signal-safe.
+    unsafe {
+        let exec = &*(arg as *const Exec);
+        libc::execvpe(exec.path.as_ptr(), exec.argv.as_ptr(), exec.envp.as_ptr());
+        let errno = *libc::__errno_location();
+        let mut message = [WARDEN_EXEC_FAILED; 5];
+        message[1..].copy_from_slice(&errno.to_ne_bytes());
+        write_all(exec.report, &message);
+        libc::_exit(127)
+    }
 }
 
 /// The warden's life: report the handler's pid, keep only the report pipe, then reap until its
@@ -129,7 +242,9 @@ pub fn run_under_warden(command: &mut Command, report: RawFd) {
 /// SAFETY: to be called in a forked child, where only async-signal-safe calls are allowed.
 unsafe fn warden(handler: libc::pid_t, report: RawFd) -> ! {
     unsafe {
-        write_all(report, &(handler as u32).to_ne_bytes());
+        let mut pid = [WARDEN_PID; 5];
+        pid[1..].copy_from_slice(&(handler as u32).to_ne_bytes());
+        write_all(report, &pid);
         // Everything else it inherited (the handler's pipes, fds 3 and 4, std's exec-error
         // pipe, other invocations' descriptors) would keep them open: close it all.
         close_all_but(report);
@@ -143,9 +258,9 @@ unsafe fn warden(handler: libc::pid_t, report: RawFd) -> ! {
             let pid = libc::waitpid(-1, &mut status, 0);
             if pid == handler {
                 let left = reap_exited();
-                let mut message = [0u8; WARDEN_EXIT_REPORT];
-                message[..4].copy_from_slice(&status.to_ne_bytes());
-                message[4] = u8::from(left);
+                let mut message = [WARDEN_EXIT; WARDEN_EXIT_REPORT];
+                message[1..5].copy_from_slice(&status.to_ne_bytes());
+                message[5] = u8::from(left);
                 write_all(report, &message);
                 if !left {
                     libc::_exit(0);
@@ -232,31 +347,24 @@ pub fn wait_stopped(pid: u32, timeout: Duration) -> bool {
 }
 
 /// Waits up to `timeout` until every write end of the pipe `fd` is closed; whether they are.
-/// Anything still written to it is read and dropped.
+/// Reads nothing: what is still in the pipe is left to its reader.
 pub fn wait_closed(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
     let until = Instant::now() + timeout;
     loop {
         let left = until.saturating_duration_since(Instant::now());
         let ms = libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
-        let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // No events asked for: poll reports POLLHUP (and errors) whatever is asked.
+        let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: 0, revents: 0 };
         // SAFETY: one pollfd owned by this frame.
         let rc = unsafe { libc::poll(&mut poll, 1, ms) };
         if rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
             continue;
         }
-        if rc < 0 || poll.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            return true;
+        if rc != 0 {
+            return true; // closed, or a descriptor poll cannot watch: nothing to wait for
         }
-        if rc == 0 {
-            if left.is_zero() {
-                return false;
-            }
-            continue;
-        }
-        let mut sink = [0u8; 64];
-        // SAFETY: reads into a buffer owned by this frame.
-        if unsafe { libc::read(fd.as_raw_fd(), sink.as_mut_ptr().cast(), sink.len()) } == 0 {
-            return true;
+        if left.is_zero() {
+            return false;
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
@@ -68,6 +68,9 @@ pub(super) struct Worker {
     unit: Unit,
     /// Our end of the runner's fd 3; `None` once closed (the runner exits at its end).
     invocations: Option<File>,
+    /// Our end of the runner's fd 4 (a copy; its reader thread reads the other), to see it
+    /// close.
+    results: File,
     reports: Receiver<Report>,
     life: Life,
     served: u32,
@@ -113,6 +116,7 @@ impl Worker {
             });
         }
         let frames_tx = tx.clone();
+        let results_copy = results.try_clone().map_err(|e| diagnostics::spawn(&e, handler))?;
         child::spawn_thread(move || read_frames(results, &frames_tx));
         unit.watch_exit(move |exit| {
             let _ = tx.send(Report::Exited(exit));
@@ -120,6 +124,7 @@ impl Worker {
         Ok(Worker {
             unit,
             invocations: Some(invocations),
+            results: results_copy,
             reports,
             life: Life::Loading,
             served: 0,
@@ -171,10 +176,10 @@ impl Worker {
             };
         }
         let why = match self.reports.try_recv() {
-            // Its death may not have been reported yet: the warden's report crosses a pipe and
-            // a thread. The process itself says whether it is still there.
-            Err(TryRecvError::Empty) if self.runner_is_running() => return Ok(()),
-            Err(TryRecvError::Empty) => "it died while idle".to_string(),
+            // What its threads have not told yet: the runner is gone (its pipe closed, or its
+            // process dead or a zombie) though the report of it may still be on its way.
+            Err(TryRecvError::Empty) if self.is_gone() => "it died while idle".to_string(),
+            Err(TryRecvError::Empty) => return Ok(()),
             Ok(Report::Frame(frame)) => {
                 format!("it wrote a \"{}\" frame while it held no invocation", frame.verb())
             }
@@ -193,9 +198,11 @@ impl Worker {
         Err(why)
     }
 
-    /// Whether the runner process exists and has not exited (a zombie has).
-    fn runner_is_running(&self) -> bool {
-        proc::read_stat(self.unit.handler_pid()).is_some_and(|p| !p.is_zombie())
+    /// Whether the runner is gone, seen directly rather than from its threads' reports: its
+    /// result pipe has no writer left, or its process has exited. A few microseconds.
+    fn is_gone(&self) -> bool {
+        let results_closed = sys::wait_closed(self.results.as_fd(), Duration::ZERO);
+        results_closed || proc::read_stat(self.pid()).is_none_or(|p| p.is_zombie())
     }
 
     /// Waits until the runner has loaded the handler, failed to, or `until` passes.
@@ -537,7 +544,7 @@ fn spawn_runner(handler: &Handler, scratch: Option<&ScratchDir>) -> io::Result<(
     }
     command.env(ENV_FRAMED, "1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     sys::pass_fds(&mut command, [to_runner_read.as_raw_fd(), from_runner_write.as_raw_fd()]);
-    let unit = Unit::spawn(&mut command)?;
+    let unit = Unit::spawn(&mut command, true)?;
     // The runner has its copies; ours of its ends must close, or we would never see EOF.
     drop(to_runner_read);
     drop(from_runner_write);
