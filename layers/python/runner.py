@@ -665,43 +665,126 @@ def _set_invocation_env(context_bytes):
             os.environ[name] = value
 
 
+def _read_invoke(invocations):
+    """One invoke frame: (invocation id, context bytes, event bytes), or None at end of file."""
+    header = invocations.readline(64)
+    if not header:
+        return None
+    fields = header[:-1].split(b" ")
+    if (not header.endswith(b"\n") or len(fields) != 4 or fields[0] != b"invoke"
+            or not all(field.isdigit() for field in fields[1:])):
+        sys.exit("runner: malformed frame header %r" % header)
+    context_bytes = _read_exact(invocations, int(fields[2]))
+    return fields[1], context_bytes, _read_exact(invocations, int(fields[3]))
+
+
 def _framed(name):
     os.environ.pop("BOOTSTRAP_FRAMED", None)  # not for the handler's own subprocesses
+    forking = os.environ.pop("BOOTSTRAP_ISOLATION", None) == "fork"
+    fork_dir = os.environ.pop("BOOTSTRAP_FORK_DIR", None)
     for fd in (3, 4):
         os.set_inheritable(fd, False)
     invocations = os.fdopen(3, "rb")
     results = os.fdopen(4, "wb")
     _setup_output()  # fd 1 is the log in this mode
 
-    def send(verb, invocation, body):
-        sys.stdout.flush()  # the handler's last log lines before its result
-        sys.stderr.flush()
-        results.write(b"%s %s %d\n" % (verb, invocation, len(body)))
-        results.write(body)
-        results.flush()
-
     handler, error = _init(name)
     if handler is None:
-        send(b"error", b"0", error)  # invocation 0: the load
+        _send(results, b"error", b"0", error)  # invocation 0: the load
         return ERROR_EXIT
     results.write(b"ready\n")
     results.flush()
+    if forking:
+        return _fork_children(invocations, results, fork_dir, lambda: _serve_one(handler))
+    while _serve(handler, invocations, results):
+        pass
+    return 0  # fd 3 ended: bootstrap retires this worker
 
+
+def _send(results, verb, invocation, body):
+    sys.stdout.flush()  # the handler's last log lines before its result
+    sys.stderr.flush()
+    results.write(b"%s %s %d\n" % (verb, invocation, len(body)))
+    results.write(body)
+    results.flush()
+
+
+def _serve(handler, invocations, results):
+    """Reads one invoke frame and answers it; False at the end of fd 3."""
+    frame = _read_invoke(invocations)
+    if frame is None:
+        return False
+    invocation, context_bytes, event_bytes = frame
+    _set_invocation_env(context_bytes)
+    fields = {key: os.environ.get(var) for key, var in ENV_FIELDS}
+    ok, body = _invoke(handler, event_bytes, fields)
+    _send(results, b"ok" if ok else b"error", invocation, body)
+    return True
+
+
+def _fork_children(control, reports, fork_dir, serve):
+    """Fork mode's parent: forks a child for each `fork <n>` frame, reports its pid and its
+    end, and never runs the handler itself (layers/PROTOCOL.md)."""
     while True:
-        header = invocations.readline(64)
+        header = control.readline(64)
         if not header:
-            return 0  # bootstrap retires this worker
+            return 0  # bootstrap retires the parent
         fields = header[:-1].split(b" ")
-        if (not header.endswith(b"\n") or len(fields) != 4 or fields[0] != b"invoke"
-                or not all(field.isdigit() for field in fields[1:])):
+        if (not header.endswith(b"\n") or len(fields) != 2 or fields[0] != b"fork"
+                or not fields[1].isdigit()):
             sys.exit("runner: malformed frame header %r" % header)
-        invocation = fields[1]
-        context_bytes = _read_exact(invocations, int(fields[2]))
-        event_bytes = _read_exact(invocations, int(fields[3]))
-        _set_invocation_env(context_bytes)
-        fields = {key: os.environ.get(var) for key, var in ENV_FIELDS}
-        ok, body = _invoke(handler, event_bytes, fields)
-        send(b"ok" if ok else b"error", invocation, body)
+        child = fields[1]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                status = _become_child(fork_dir, child.decode(), serve)
+            finally:
+                os._exit(status)  # never the parent's exit hooks
+        reports.write(b"child %s %d\n" % (child, pid))
+        reports.flush()
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            reports.write(b"signal %s %d\n" % (child, os.WTERMSIG(status)))
+        else:
+            reports.write(b"exit %s %d\n" % (child, os.waitstatus_to_exitcode(status)))
+        reports.flush()
+
+
+def _become_child(fork_dir, child, serve):
+    """In a forked child: its own pipes as fds 3 and 4, its own process group, fresh random
+    state, then one event."""
+    path = os.path.join(fork_dir, child)
+    invocations = os.open(path + ".in", os.O_RDONLY | os.O_CLOEXEC)
+    results = os.open(path + ".out", os.O_WRONLY | os.O_CLOEXEC)
+    os.dup2(invocations, 3, inheritable=False)  # closes the parent's copies first
+    os.dup2(results, 4, inheritable=False)
+    os.close(invocations)
+    os.close(results)
+    os.setpgid(0, 0)
+    _reseed()
+    return serve()
+
+
+def _reseed():
+    """Fresh random state from os.urandom for the generators the handler's code loaded: a
+    forked child would repeat its parent's sequence. (Modules that hook os.register_at_fork,
+    as `random` itself does, have run their hooks already.)"""
+    for module, seed in (("random", "seed"), ("numpy.random", "seed")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and callable(getattr(loaded, seed, None)):
+            getattr(loaded, seed)()
+
+
+def _serve_one(handler):
+    invocations = os.fdopen(3, "rb")
+    results = os.fdopen(4, "wb")
+    results.write(b"ready\n")
+    results.flush()
+    _serve(handler, invocations, results)
+    return 0
 
 
 def _layer_paths():

@@ -11,8 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use super::interpreter::{
-    BUILTIN_CONFIG, ConfigError, HandlerSyntax, Interpreter, P5_CONVENTION, PayloadVia, Protocol,
-    ResponseMode, Source,
+    BUILTIN_CONFIG, ConfigError, HandlerSyntax, Interpreter, Isolation, P5_CONVENTION, PayloadVia,
+    Protocol, ResponseMode, Source,
 };
 use crate::env::ENV_CONFIG;
 

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::interpreter::{
-    BUILTIN_CONFIG, ConfigError, HandlerSyntax, Interpreter, P5_CONVENTION, PayloadVia, Protocol,
-    ResponseMode, Source,
+    BUILTIN_CONFIG, ConfigError, HandlerSyntax, Interpreter, Isolation, P5_CONVENTION, PayloadVia,
+    Protocol, ResponseMode, Source,
 };
 use super::template::{Placeholder, Template};
 
@@ -48,6 +48,7 @@ struct RawInterpreter {
     extensions: Option<Spanned<Vec<String>>>,
     command: Option<Spanned<Vec<String>>>,
     protocol: Option<Spanned<Protocol>>,
+    isolation: Option<Spanned<Isolation>>,
     response_mode: Option<Spanned<ResponseMode>>,
     events_per_process: Option<Spanned<u32>>,
     max_rss_mb: Option<Spanned<u64>>,
@@ -122,6 +123,7 @@ impl Entry<'_> {
         source: &Source,
     ) -> Result<Interpreter, Problem> {
         let base = self.base;
+        let isolation = self.isolation(&raw)?;
         let extensions = self.extensions(raw.extensions, claimed)?;
         let cmd_at = raw.command.as_ref().map(|c| self.at("command", c.span()));
         let (command, payload) = match (raw.command, base) {
@@ -136,6 +138,8 @@ impl Entry<'_> {
             .map(|p| *p.get_ref())
             .or(base.map(|b| b.protocol))
             .unwrap_or_default();
+        // Forking a loaded runner is a framed runner's mode: it implies the protocol.
+        let protocol = if isolation == Isolation::Fork { Protocol::Framed } else { protocol };
         if protocol == Protocol::Framed && payload != PayloadVia::Stdin {
             let place = cmd_at.unwrap_or_else(|| {
                 format!("line {}: [interpreters.{}] command", self.line, self.name)
@@ -164,6 +168,7 @@ impl Entry<'_> {
             command,
             payload,
             protocol,
+            isolation,
             response_mode: merged(raw.response_mode, base.map(|b| b.response_mode))
                 .unwrap_or_default(),
             events_per_process: merged(
@@ -212,6 +217,48 @@ impl Entry<'_> {
             }
         }
         Ok(extensions)
+    }
+
+    /// The entry's isolation. `fork` implies the framed protocol, so it cannot come with
+    /// `protocol = "plain"` or `events_per_process` set in the same file (every event gets a
+    /// child of its own), and Node cannot fork.
+    fn isolation(&self, raw: &RawInterpreter) -> Result<Isolation, Problem> {
+        let Some(set) = &raw.isolation else {
+            // An inherited fork is dropped, as the framed-only keys, when this file turns the
+            // protocol to plain.
+            let plain = raw.protocol.as_ref().is_some_and(|p| *p.get_ref() == Protocol::Plain);
+            let inherited = self.base.map(|b| b.isolation).filter(|_| !plain);
+            return Ok(inherited.unwrap_or_default());
+        };
+        if *set.get_ref() == Isolation::Process {
+            return Ok(Isolation::Process);
+        }
+        let place = self.at("isolation", set.span());
+        if raw.protocol.as_ref().is_some_and(|p| *p.get_ref() == Protocol::Plain) {
+            return Err(Problem::new(
+                format!("{place}: \"fork\" needs the framed protocol, and protocol = \"plain\""),
+                "remove protocol = \"plain\" (isolation = \"fork\" implies \"framed\")",
+            ));
+        }
+        if raw.events_per_process.is_some() {
+            return Err(Problem::new(
+                format!(
+                    "{place}: \"fork\" gives every event a child of its own, so events_per_process does not apply"
+                ),
+                "remove events_per_process",
+            ));
+        }
+        let syntax = raw.handler_syntax.as_ref().map(|s| *s.get_ref());
+        if syntax.or(self.base.map(|b| b.handler_syntax)) == Some(HandlerSyntax::Node) {
+            return Err(Problem::new(
+                format!(
+                    "{place}: Node cannot fork a loaded runner (its event loop and threads do not survive a fork)"
+                ),
+                "for a fresh process per event keep the default isolation (events_per_process = 1, \
+                 started ahead of each event); for speed, events_per_process = 0 (a warm worker)",
+            ));
+        }
+        Ok(Isolation::Fork)
     }
 
     /// Framed-only keys set in this file must come with the framed protocol; ones inherited

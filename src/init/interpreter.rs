@@ -43,6 +43,19 @@ pub enum Protocol {
     Framed,
 }
 
+/// What an event shares with the events before it, in a framed runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// A runner process serves `events_per_process` events (1, the default: a fresh
+    /// interpreter for each).
+    #[default]
+    Process,
+    /// The runner loads the handler once and forks a child for every event, which serves it
+    /// and exits: every event starts from the same loaded state (`layers/PROTOCOL.md`).
+    Fork,
+}
+
 /// How the response reaches Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -111,6 +124,8 @@ pub struct Interpreter {
     pub command: Vec<Template>,
     pub payload: PayloadVia,
     pub protocol: Protocol,
+    /// Framed only: a process per event, or a child forked from a loaded parent per event.
+    pub isolation: Isolation,
     pub response_mode: ResponseMode,
     /// Framed only: events one process serves before it is replaced; 0 means no limit.
     pub events_per_process: u32,

@@ -20,7 +20,9 @@ use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use self::config::{CONFIG_FILE_NAME, Config, Interpreter, PayloadVia, Protocol, ResponseMode};
+use self::config::{
+    CONFIG_FILE_NAME, Config, Interpreter, Isolation, PayloadVia, Protocol, ResponseMode,
+};
 use self::handler_file::Found;
 use self::handler_name::HandlerName;
 use self::template::{Placeholder, Template};
@@ -70,6 +72,11 @@ impl Handler {
     /// How bootstrap talks to the handler's process; executables are always plain.
     pub fn protocol(&self) -> Protocol {
         self.interpreter.as_ref().map_or(Protocol::Plain, |i| i.protocol)
+    }
+
+    /// Whether events run in children forked from one loaded runner (framed only).
+    pub fn isolation(&self) -> Isolation {
+        self.interpreter.as_ref().map_or(Isolation::Process, |i| i.isolation)
     }
 
     /// Events one framed worker serves before it is replaced (0: no limit).

@@ -164,8 +164,17 @@ pub(super) struct ScratchDir {
 
 impl ScratchDir {
     pub(super) fn create() -> io::Result<ScratchDir> {
-        let path = create_unique("tmp", |path| fs::DirBuilder::new().mode(0o700).create(path))?;
+        ScratchDir::create_for("tmp")
+    }
+
+    /// A private directory for what bootstrap itself keeps there (`kind` names it).
+    pub(super) fn create_for(kind: &str) -> io::Result<ScratchDir> {
+        let path = create_unique(kind, |path| fs::DirBuilder::new().mode(0o700).create(path))?;
         Ok(ScratchDir { path })
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Sets `TMPDIR` for `command`.

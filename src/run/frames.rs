@@ -8,11 +8,17 @@
 //! there: a longer one is refused, never cut and parsed.
 
 use std::io::{BufRead, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 
 use crate::invocation::{Diagnostic, Invocation, MAX_RESPONSE_BYTES};
 
 /// Set for a runner that should speak frames on fds 3 and 4.
 pub const ENV_FRAMED: &str = "BOOTSTRAP_FRAMED";
+/// Set to `fork` for a runner that forks a child per event (the parent of fork mode).
+pub const ENV_ISOLATION: &str = "BOOTSTRAP_ISOLATION";
+/// The private directory where a fork-mode parent's children find their named pipes.
+pub const ENV_FORK_DIR: &str = "BOOTSTRAP_FORK_DIR";
 /// The longest frame header line, its newline included, in either direction. Two 20-digit
 /// numbers and a verb fit with room to spare.
 pub const MAX_HEADER_LINE: usize = 64;
@@ -40,13 +46,24 @@ pub enum Frame {
     Stream { id: u64, content_type: String },
     /// Bytes of the streamed response.
     Chunk { id: u64, bytes: Vec<u8> },
+    /// What a fork-mode parent says of its children.
+    Parent(ParentFrame),
+}
+
+/// A fork-mode parent's frames about its children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentFrame {
+    /// Child `child` was forked as process `pid`.
+    Forked { child: u64, pid: u32 },
+    /// Child `child` ended, and was reaped, with this status.
+    Ended { child: u64, status: ExitStatus },
 }
 
 impl Frame {
-    /// The invocation the frame is about; `None` for `ready`.
+    /// The invocation the frame is about; `None` for `ready` and a parent's frames.
     pub fn id(&self) -> Option<u64> {
         match self {
-            Frame::Ready => None,
+            Frame::Ready | Frame::Parent(_) => None,
             Frame::Ok { id, .. }
             | Frame::Error { id, .. }
             | Frame::TooLarge { id }
@@ -63,6 +80,11 @@ impl Frame {
             Frame::Error { .. } => "error",
             Frame::Stream { .. } => "stream",
             Frame::Chunk { .. } => "chunk",
+            Frame::Parent(ParentFrame::Forked { .. }) => "child",
+            Frame::Parent(ParentFrame::Ended { status, .. }) if status.signal().is_some() => {
+                "signal"
+            }
+            Frame::Parent(ParentFrame::Ended { .. }) => "exit",
         }
     }
 }
@@ -76,6 +98,11 @@ pub fn invoke_head(id: u64, invocation: &Invocation) -> Vec<u8> {
     let mut head = header.into_bytes();
     head.extend_from_slice(context.as_bytes());
     head
+}
+
+/// The frame that asks a fork-mode parent for child `child`.
+pub fn fork(child: u64) -> Vec<u8> {
+    format!("fork {child}\n").into_bytes()
 }
 
 /// One frame; `Ok(None)` at end of file.
@@ -99,7 +126,11 @@ pub(super) fn read_frame(reader: &mut impl BufRead) -> Result<Option<Frame>, Str
     let header = String::from_utf8_lossy(&line);
     let frame =
         parse_header(&header).ok_or_else(|| format!("unexpected frame header {header:?}"))?;
-    let Header::Frame(verb, id, len) = frame else { return Ok(Some(Frame::Ready)) };
+    let (verb, id, len) = match frame {
+        Header::Ready => return Ok(Some(Frame::Ready)),
+        Header::Parent(frame) => return Ok(Some(Frame::Parent(frame))),
+        Header::Frame(verb, id, len) => (verb, id, len),
+    };
     let frame = match verb {
         Verb::Ok if len > MAX_RESPONSE_BYTES => Frame::TooLarge { id },
         Verb::Ok => Frame::Ok { id, body: read_exact(reader, len)? },
@@ -157,6 +188,8 @@ enum Verb {
 enum Header {
     Ready,
     Frame(Verb, u64, usize),
+    /// A frame of a fork-mode parent, whole in its header.
+    Parent(ParentFrame),
 }
 
 fn parse_header(line: &str) -> Option<Header> {
@@ -164,7 +197,11 @@ fn parse_header(line: &str) -> Option<Header> {
         return Some(Header::Ready);
     }
     let mut fields = line.split(' ');
-    let verb = match fields.next()? {
+    let first = fields.next()?;
+    if let Some(frame) = parse_parent_header(first, &mut fields) {
+        return Some(Header::Parent(frame));
+    }
+    let verb = match first {
         "ok" => Verb::Ok,
         "error" => Verb::Error,
         "stream" => Verb::Stream,
@@ -176,6 +213,35 @@ fn parse_header(line: &str) -> Option<Header> {
         return None;
     }
     Some(Header::Frame(verb, id, usize::try_from(len).ok()?))
+}
+
+/// `child <n> <pid>`, `exit <n> <code>` or `signal <n> <number>` (after `verb`).
+fn parse_parent_header<'a>(
+    verb: &str,
+    fields: &mut impl Iterator<Item = &'a str>,
+) -> Option<ParentFrame> {
+    if !matches!(verb, "child" | "exit" | "signal") {
+        return None;
+    }
+    let (child, value) = (number(fields.next()?)?, number(fields.next()?)?);
+    if fields.next().is_some() || child == 0 {
+        return None;
+    }
+    Some(match verb {
+        "child" => {
+            ParentFrame::Forked { child, pid: u32::try_from(value).ok().filter(|p| *p > 1)? }
+        }
+        "exit" => ParentFrame::Ended {
+            child,
+            status: ExitStatus::from_raw(i32::from(u8::try_from(value).ok()?) << 8),
+        },
+        _ => ParentFrame::Ended {
+            child,
+            status: ExitStatus::from_raw(
+                i32::try_from(value).ok().filter(|s| (1..128).contains(s))?,
+            ),
+        },
+    })
 }
 
 /// A decimal number written the one way: digits only, no sign, no leading zero.
@@ -212,6 +278,35 @@ mod tests {
         ];
         for bad in bad {
             assert_eq!(parse_header(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_a_fork_parents_frames() {
+        let parsed = |line| match parse_header(line) {
+            Some(Header::Parent(frame)) => Some(frame),
+            _ => None,
+        };
+        assert_eq!(parsed("child 3 4242"), Some(ParentFrame::Forked { child: 3, pid: 4242 }));
+        let Some(ParentFrame::Ended { child: 3, status }) = parsed("exit 3 2") else {
+            panic!("exit")
+        };
+        assert_eq!(status.code(), Some(2));
+        let Some(ParentFrame::Ended { status, .. }) = parsed("signal 3 9") else {
+            panic!("signal")
+        };
+        assert_eq!(status.signal(), Some(9));
+        for bad in [
+            "child 0 12",
+            "child 1 1",
+            "child 1",
+            "exit 1 256",
+            "signal 1 0",
+            "signal 1 128",
+            "exit 1 2 3",
+            "fork 1",
+        ] {
+            assert!(parsed(bad).is_none(), "{bad:?}");
         }
     }
 

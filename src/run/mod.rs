@@ -16,6 +16,7 @@
 
 pub mod child;
 pub mod diagnostics;
+pub mod fork;
 pub mod framed;
 pub mod frames;
 pub mod plain;

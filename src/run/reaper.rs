@@ -130,6 +130,77 @@ pub fn kill_tree(warden: u32) {
     sys::signal(warden, Signal::Continue);
 }
 
+/// Stops and kills a fork-mode child and everything it started, without waiting, and what its
+/// finished events left (the warden's tree but for `parent`, the loaded runner, and what
+/// `parent` itself started while it loaded). The warden and the parent are stopped first, so
+/// that neither reaps (and frees a pid) nor forks while the tree is read; both are let go
+/// afterwards, and the parent reaps the child and reports its end.
+pub fn kill_forked(warden: u32, parent: u32, child: u32) {
+    sys::signal(warden, Signal::Stop);
+    sys::wait_stopped(warden, STOP_WAIT);
+    sys::signal(parent, Signal::Stop);
+    wait_shows_stopped(parent);
+    let mut doomed = Vec::new();
+    // Only while it is still the parent's child (not reaped, its pid not reused).
+    if proc::read_stat(child).is_some_and(|p| p.parent == parent) {
+        sys::signal(child, Signal::Stop);
+        doomed.push(child);
+        doomed.extend(stop_descendants(child, |_| false));
+    }
+    doomed.extend(stop_descendants(warden, |pid| pid == parent));
+    for pid in doomed {
+        sys::signal(pid, Signal::Kill);
+    }
+    // Where there is no subreaper (qemu-user), what stayed in the child's process group.
+    sys::kill_group(child);
+    sys::signal(parent, Signal::Continue);
+    sys::signal(warden, Signal::Continue);
+}
+
+/// Ends what a fork-mode child that has exited (and was reaped by `parent`) left behind, within
+/// `END_WAIT`: anything in the warden's tree but the parent's own, and anything still in the
+/// child's process group. Whether nothing was left; the cheap check (one small `/proc` file and
+/// one `killpg`) is all an event that left nothing pays.
+pub fn end_forked(warden: u32, parent: u32, child: u32) -> bool {
+    let left = || {
+        let outside_parent = match proc::children(warden) {
+            Some(children) => children.iter().any(|pid| *pid != parent),
+            None => !Snapshot::take().descendants_except(warden, |pid| pid == parent).is_empty(),
+        };
+        outside_parent || sys::group_exists(child)
+    };
+    if !left() {
+        return true;
+    }
+    let until = Instant::now() + END_WAIT;
+    while left() {
+        if Instant::now() >= until {
+            let strays = Snapshot::take().descendants_except(warden, |pid| pid == parent);
+            warn!(
+                "processes an event started would not die within {} s and are left behind: {}; \
+                 bootstrap goes on without them",
+                END_WAIT.as_secs(),
+                describe(&strays)
+            );
+            return false;
+        }
+        kill_forked(warden, parent, child);
+        thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+/// Waits (within `STOP_WAIT`) until `/proc` shows `pid`, not our child, stopped or gone.
+fn wait_shows_stopped(pid: u32) {
+    let until = Instant::now() + STOP_WAIT;
+    while proc::read_stat(pid).is_some_and(|p| !matches!(p.state, 'T' | 't' | 'Z' | 'X')) {
+        if Instant::now() >= until {
+            return;
+        }
+        thread::sleep(Duration::from_micros(50));
+    }
+}
+
 /// Kills what is left in the process group of a warden that has exited and is not yet reaped
 /// (so its pid still names the group). Where the kernel refuses a child subreaper (qemu-user),
 /// a process whose parent exited leaves the warden's tree; one that stayed in the handler's

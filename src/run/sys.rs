@@ -96,6 +96,59 @@ pub fn kill_group(pgid: u32) {
     unsafe { libc::killpg(pgid, libc::SIGKILL) };
 }
 
+/// Whether any process is in the group `pgid`.
+pub fn group_exists(pgid: u32) -> bool {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else { return false };
+    // SAFETY: killpg with signal 0 only checks; it takes two integers.
+    pgid > 1 && unsafe { libc::killpg(pgid, 0) } == 0
+}
+
+/// Makes a named pipe at `path`, readable and writable by its owner only.
+pub fn make_fifo(path: &std::path::Path) -> io::Result<()> {
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in a pipe's path"))?;
+    // SAFETY: `path` is a NUL-terminated string owned by this frame.
+    if unsafe { libc::mkfifo(path.as_ptr(), 0o600) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Turns `O_NONBLOCK` off on `fd`.
+pub fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we borrow, with integer arguments.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0
+        || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits up to `timeout` until `fd` has something to read, or its writers have come and gone;
+/// whether it does.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let until = Instant::now() + timeout;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let ms = libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+        let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd owned by this frame.
+        let rc = unsafe { libc::poll(&mut poll, 1, ms) };
+        if rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if rc != 0 {
+            return true;
+        }
+        if left.is_zero() {
+            return false;
+        }
+    }
+}
+
 /// Blocks until the child `pid` has exited, leaving it a zombie so that its pid cannot be
 /// reused until it is reaped (a direct handler: see `unit`).
 pub fn wait_exited_unreaped(pid: u32) -> io::Result<()> {

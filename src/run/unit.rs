@@ -54,6 +54,9 @@ enum Kind {
     Warded { warden: Option<Child>, report: Arc<PipeReader> },
     /// bootstrap's own child; `None` once reaped or left.
     Direct { child: Option<Child> },
+    /// A child that a fork-mode runner (`parent`, under `warden`) forked for one event: the
+    /// parent reaps it and reports its end, and what it started is found under the warden.
+    Forked { warden: u32, parent: u32, ended: bool },
 }
 
 impl Unit {
@@ -87,12 +90,22 @@ impl Unit {
         Ok(unit)
     }
 
-    /// The unit's pid: its warden's, or its handler's when direct.
+    /// A child that the fork-mode runner `parent`, in the unit of `warden`, forked as `pid`.
+    pub fn forked(warden: u32, parent: u32, pid: u32) -> Unit {
+        Unit { kind: Kind::Forked { warden, parent, ended: false }, handler: pid }
+    }
+
+    /// The unit's pid: its warden's, or its handler's when direct or forked.
     pub fn id(&self) -> u32 {
         match &self.kind {
             Kind::Warded { warden, .. } => warden.as_ref().map_or(0, Child::id),
-            Kind::Direct { .. } => self.handler,
+            Kind::Direct { .. } | Kind::Forked { .. } => self.handler,
         }
+    }
+
+    /// Whether its handler is a forked child, whose end its parent reports.
+    pub fn is_forked(&self) -> bool {
+        matches!(self.kind, Kind::Forked { .. })
     }
 
     /// The handler process's pid, for its memory.
@@ -105,10 +118,12 @@ impl Unit {
         match &mut self.kind {
             Kind::Warded { warden, .. } => warden.as_mut(),
             Kind::Direct { child } => child.as_mut(),
+            Kind::Forked { .. } => None,
         }
     }
 
-    /// Calls `exited` once the handler has ended, from a thread of its own.
+    /// Calls `exited` once the handler has ended, from a thread of its own. A forked child's
+    /// end is reported by its parent instead (`fork`): never called.
     pub fn watch_exit(&self, exited: impl FnOnce(Exit) + Send + 'static) {
         match &self.kind {
             Kind::Warded { report, .. } => {
@@ -124,6 +139,7 @@ impl Unit {
                     exited(Exit { status: None, leftovers: true });
                 });
             }
+            Kind::Forked { .. } => {}
         }
     }
 
@@ -134,6 +150,9 @@ impl Unit {
             Kind::Warded { warden: Some(warden), .. } => reaper::kill_tree(warden.id()),
             Kind::Warded { warden: None, .. } => {}
             Kind::Direct { .. } => reaper::kill_strays(),
+            Kind::Forked { warden, parent, .. } => {
+                reaper::kill_forked(*warden, *parent, self.handler)
+            }
         }
     }
 
@@ -154,6 +173,16 @@ impl Unit {
                     reaper::sweep_strays();
                 }
                 status
+            }
+            Kind::Forked { ended: true, .. } => None,
+            Kind::Forked { warden, parent, ended } => {
+                *ended = true;
+                // Its parent reaped it (`exit`), or it was killed and is being reaped.
+                if exit.is_none() {
+                    reaper::kill_forked(*warden, *parent, self.handler);
+                }
+                reaper::end_forked(*warden, *parent, self.handler);
+                exit.and_then(|exit| exit.status)
             }
         }
     }

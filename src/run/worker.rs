@@ -12,6 +12,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::child::{self, CurrentRequest, ScratchDir};
-use super::frames::{self, ENV_FRAMED, Frame, LOAD_ID};
+use super::frames::{self, ENV_FORK_DIR, ENV_FRAMED, ENV_ISOLATION, Frame, LOAD_ID, ParentFrame};
 use super::unit::{Exit, Unit};
 use super::{Options, diagnostics, proc, reaper, sys};
 use crate::info;
@@ -56,7 +57,7 @@ enum Life {
 }
 
 /// What a worker's threads report.
-enum Report {
+pub(super) enum Report {
     Frame(Frame),
     /// The result pipe closed (`None`) or carried what is not a frame (`Some(why)`).
     Closed(Option<String>),
@@ -89,11 +90,23 @@ pub(super) struct Worker {
 impl Worker {
     /// Starts a runner for `handler`; the error is the event's (or init's) when it cannot.
     pub(super) fn start(handler: &Handler, options: &Options) -> Result<Worker, Diagnostic> {
+        Worker::start_runner(handler, options, None)
+    }
+
+    /// Starts a runner; with `fork`, a fork-mode parent whose children's named pipes are in
+    /// `fork.dir`, and whose reports of a child's end go to that child (`fork.route`).
+    pub(super) fn start_runner(
+        handler: &Handler,
+        options: &Options,
+        fork: Option<(&Path, Route)>,
+    ) -> Result<Worker, Diagnostic> {
         let scratch = options.private_tmp.then(ScratchDir::create).transpose().map_err(|e| {
             Diagnostic::new(SPAWN_ERROR, format!("cannot create a private TMPDIR: {e}"))
         })?;
         let (mut unit, invocations, results) =
-            spawn_runner(handler, scratch.as_ref()).map_err(|e| diagnostics::spawn(&e, handler))?;
+            spawn_runner(handler, scratch.as_ref(), fork.as_ref().map(|(dir, _)| *dir))
+                .map_err(|e| diagnostics::spawn(&e, handler))?;
+        let route = fork.map(|(_, route)| route);
         let (tx, reports) = mpsc::sync_channel(0);
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         let current = CurrentRequest::default();
@@ -117,7 +130,7 @@ impl Worker {
         }
         let frames_tx = tx.clone();
         let results_copy = results.try_clone().map_err(|e| diagnostics::spawn(&e, handler))?;
-        child::spawn_thread(move || read_frames(results, &frames_tx));
+        child::spawn_thread(move || read_frames(results, &frames_tx, route.as_ref()));
         unit.watch_exit(move |exit| {
             let _ = tx.send(Report::Exited(exit));
         });
@@ -134,6 +147,79 @@ impl Worker {
             logs_done,
             _scratch: scratch,
         })
+    }
+
+    /// A child a fork-mode parent (`parent`, this worker) forked as `pid`, talking on the named
+    /// pipes `invocations` and `results` (open, and blocking); the parent's reader sends the
+    /// child's end to `reports`' sender, which `route` holds.
+    pub(super) fn forked_child(
+        &self,
+        pid: u32,
+        invocations: File,
+        results: File,
+        channel: (SyncSender<Report>, Receiver<Report>),
+    ) -> io::Result<Worker> {
+        let (tx, reports) = channel;
+        let results_copy = results.try_clone()?;
+        child::spawn_thread(move || read_frames(results, &tx, None));
+        // What the parent printed before belongs to no event of the child's.
+        self.stderr_tail.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        // The child writes to the parent's stdout and stderr, whose log threads are the parent's.
+        let (_, logs_done) = mpsc::channel();
+        Ok(Worker {
+            unit: Unit::forked(self.unit.id(), self.pid(), pid),
+            invocations: Some(invocations),
+            results: results_copy,
+            reports,
+            life: Life::Loading,
+            served: 0,
+            exit: None,
+            stderr_tail: Arc::clone(&self.stderr_tail),
+            current: Arc::clone(&self.current),
+            logs_done,
+            _scratch: None,
+        })
+    }
+
+    /// A fork-mode parent: kills its child `pid` that never connected, and what it started;
+    /// `reports` is where its end is routed.
+    pub(super) fn end_child(&self, pid: u32, reports: &Receiver<Report>) {
+        let mut unit = Unit::forked(self.unit.id(), self.pid(), pid);
+        unit.kill();
+        let exit = match reports.recv_timeout(EXIT_WAIT) {
+            Ok(Report::Exited(exit)) => Some(exit),
+            _ => None,
+        };
+        unit.end(exit);
+    }
+
+    /// A fork-mode parent: asks for child `child` and waits (until `until`) for its pid. `Err`
+    /// says why the parent cannot fork (it is then broken).
+    pub(super) fn fork(&mut self, child: u64, until: Instant) -> Result<u32, String> {
+        let sent = match self.invocations.as_mut() {
+            Some(pipe) => pipe.write_all(&frames::fork(child)).map_err(|e| e.to_string()),
+            None => Err("its fd 3 is closed".to_string()),
+        };
+        let why = match sent {
+            Err(e) => format!("it could not be asked to fork ({e})"),
+            Ok(()) => {
+                match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(Report::Frame(Frame::Parent(ParentFrame::Forked { child: n, pid })))
+                        if n == child =>
+                    {
+                        return Ok(pid);
+                    }
+                    Ok(Report::Frame(frame)) => {
+                        format!("it answered a fork with a \"{}\" frame", frame.verb())
+                    }
+                    Ok(Report::Exited(_) | Report::Closed(_))
+                    | Err(RecvTimeoutError::Disconnected) => "it died".to_string(),
+                    Err(RecvTimeoutError::Timeout) => "it did not fork in time".to_string(),
+                }
+            }
+        };
+        self.kill(invalid_frame(&why));
+        Err(why)
     }
 
     pub(super) fn pid(&self) -> u32 {
@@ -352,7 +438,7 @@ impl Worker {
         let id = answer.id;
         if frame.id() != Some(id) {
             let why = match frame.id() {
-                None => "\"ready\" while an event was running".to_string(),
+                None => format!("a \"{}\" frame while an event was running", frame.verb()),
                 Some(other) => format!(
                     "a \"{}\" frame for invocation {other} while it ran invocation {id}",
                     frame.verb()
@@ -399,7 +485,7 @@ impl Worker {
                 }
                 None
             }
-            Frame::Ready => unreachable!("BUG: ready has no id, refused above"),
+            Frame::Ready | Frame::Parent(_) => unreachable!("BUG: no id, refused above"),
         }
     }
 
@@ -479,6 +565,18 @@ impl Worker {
                 Err(_) => break,
             }
         }
+        if self.exit.is_none() && self.unit.is_forked() {
+            // Its parent reaps it once it is killed, and says so.
+            self.unit.kill();
+            let until = Instant::now() + EXIT_WAIT;
+            while self.exit.is_none() {
+                match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(Report::Exited(exit)) => self.exit = Some(exit),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
         self.unit.end(self.exit);
         let until = Instant::now() + LOG_DRAIN_WAIT;
         for _ in 0..2 {
@@ -533,7 +631,11 @@ fn invalid_frame(why: &str) -> Diagnostic {
 }
 
 /// Starts the runner under its warden, with frames on fds 3 and 4.
-fn spawn_runner(handler: &Handler, scratch: Option<&ScratchDir>) -> io::Result<(Unit, File, File)> {
+fn spawn_runner(
+    handler: &Handler,
+    scratch: Option<&ScratchDir>,
+    fork_dir: Option<&Path>,
+) -> io::Result<(Unit, File, File)> {
     let (to_runner_read, to_runner_write) = io::pipe()?;
     let (from_runner_read, from_runner_write) = io::pipe()?;
     let mut command = child::base_command(handler);
@@ -541,6 +643,9 @@ fn spawn_runner(handler: &Handler, scratch: Option<&ScratchDir>) -> io::Result<(
     child::clear_invocation_env(&mut command);
     if let Some(scratch) = scratch {
         scratch.apply(&mut command);
+    }
+    if let Some(dir) = fork_dir {
+        command.env(ENV_ISOLATION, "fork").env(ENV_FORK_DIR, dir);
     }
     command.env(ENV_FRAMED, "1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     sys::pass_fds(&mut command, [to_runner_read.as_raw_fd(), from_runner_write.as_raw_fd()]);
@@ -555,11 +660,25 @@ fn spawn_runner(handler: &Handler, scratch: Option<&ScratchDir>) -> io::Result<(
     ))
 }
 
-/// Reads frames from the runner's fd 4 until it closes or misbehaves.
-fn read_frames(results: File, reports: &SyncSender<Report>) {
+/// Where a fork-mode parent's reader sends the end of child `.0`: to that child's worker.
+pub(super) type Route = Arc<Mutex<Option<(u64, SyncSender<Report>)>>>;
+
+/// Reads frames from the runner's fd 4 until it closes or misbehaves. A fork-mode parent's
+/// report of its child's end goes to that child's worker, by `route`; anything else to ours.
+fn read_frames(results: File, reports: &SyncSender<Report>, route: Option<&Route>) {
     let mut reader = BufReader::new(results);
     loop {
         let (report, last) = match frames::read_frame(&mut reader) {
+            Ok(Some(Frame::Parent(ParentFrame::Ended { child, status })))
+                if route.is_some_and(|r| routed_to(r, child).is_some()) =>
+            {
+                let exit = Exit { status: Some(status), leftovers: true };
+                if let Some(to_child) = route.and_then(|r| routed_to(r, child)) {
+                    // Its worker may be gone already: then nobody needs to know.
+                    let _ = to_child.send(Report::Exited(exit));
+                }
+                continue;
+            }
             // The body of a response over the limit is left unread: nothing after it is a frame.
             Ok(Some(frame @ Frame::TooLarge { .. })) => (Report::Frame(frame), true),
             Ok(Some(frame)) => (Report::Frame(frame), false),
@@ -570,4 +689,10 @@ fn read_frames(results: File, reports: &SyncSender<Report>) {
             return;
         }
     }
+}
+
+/// The sender of child `child`'s worker, if `route` leads there.
+fn routed_to(route: &Route, child: u64) -> Option<SyncSender<Report>> {
+    let route = route.lock().unwrap_or_else(|e| e.into_inner());
+    route.as_ref().filter(|(n, _)| *n == child).map(|(_, to)| to.clone())
 }

@@ -60,3 +60,5 @@ mod clean_exits;
 mod inputs;
 // Log records never spliced: concurrent handlers' long lines each stay in records of their own.
 mod log_records;
+
+mod fork;

@@ -405,9 +405,13 @@ pub enum Mode {
     Ahead,
     /// Framed, one warm runner for every event.
     Warm,
+    /// Framed, a child forked from one loaded runner per event (`isolation = "fork"`); Node,
+    /// which cannot fork, runs ahead instead.
+    Fork,
 }
 
 pub const MODES: [Mode; 3] = [Mode::Plain, Mode::Ahead, Mode::Warm];
+
 
 /// The five built-in runners: (name, extensions, program, runner under `layers/`).
 const RUNNERS: [(&str, &str, &str, &str); 5] = [
@@ -421,7 +425,11 @@ const RUNNERS: [(&str, &str, &str, &str); 5] = [
 impl Mode {
     /// An interpreters.toml that puts the five built-in runners in this mode.
     pub fn config(self) -> String {
-        RUNNERS.iter().map(|(name, ..)| runner_entry(name, self.settings()) + "\n").collect()
+        let settings = |name: &str| match self {
+            Mode::Fork if name == "node" => Mode::Ahead.settings(),
+            _ => self.settings(),
+        };
+        RUNNERS.iter().map(|(name, ..)| runner_entry(name, settings(name)) + "\n").collect()
     }
 
     /// The keys that put one framed-capable entry in this mode.
@@ -430,6 +438,7 @@ impl Mode {
             Mode::Plain => "protocol = \"plain\"\n",
             Mode::Ahead => "protocol = \"framed\"\nevents_per_process = 1\n",
             Mode::Warm => "protocol = \"framed\"\nevents_per_process = 0\n",
+            Mode::Fork => "isolation = \"fork\"\n",
         }
     }
 }

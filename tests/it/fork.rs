@@ -1,0 +1,168 @@
+//! `isolation = "fork"` (issue 12): the runner loads the handler once, and every event runs in
+//! a child forked from it: init once, nothing passed from one event to the next, a child's
+//! crash or timeout never costs the loaded parent, what a child started is gone before the
+//! next event.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// The probe handler of each forking language. Module-level code appends a line to
+/// `init.count` and draws a random number; each event counts itself in a module-level
+/// counter, sets an environment variable, changes directory, and answers
+/// `<pid> <parent pid> <events seen by this process> <LEAKED before> <cwd before> <init draw>
+/// <event draw>`. `{"do": ...}` makes it exit 3, kill itself, hang, or start a daemon in a
+/// session of its own and answer its pid.
+const PROBES: [(&str, &str, &str); 1] = [(
+    "python3",
+    "probe.py",
+    "import os, random, subprocess, time\n\
+     with open('init.count', 'a') as f:\n    f.write('x\\n')\n\
+     STATE = {'events': 0}\n\
+     INIT_DRAW = random.random()\n\
+     def handler(event, context):\n    \
+         do = event.get('do') if isinstance(event, dict) else None\n    \
+         if do == 'exit':\n        os._exit(3)\n    \
+         if do == 'kill':\n        os.kill(os.getpid(), 9)\n    \
+         if do == 'hang':\n        time.sleep(60)\n    \
+         if do == 'spawn':\n        \
+             return str(subprocess.Popen(['sleep', '1000'], start_new_session=True).pid)\n    \
+         STATE['events'] += 1\n    \
+         seen, cwd = os.environ.get('LEAKED', '-'), os.getcwd()\n    \
+         os.environ['LEAKED'] = 'yes'\n    \
+         os.chdir('/')\n    \
+         return '%d %d %d %s %s %r %r' % (os.getpid(), os.getppid(), STATE['events'], seen, cwd, \
+         INIT_DRAW, random.random())\n",
+)];
+
+/// The config that forks every language's runner.
+fn forking() -> String {
+    Mode::Fork.config()
+}
+
+/// The answer as text: a JSON string's contents, or the bytes as they are.
+fn text(post: &Post) -> String {
+    let body = post.body_text();
+    serde_json::from_str::<String>(&body).unwrap_or(body)
+}
+
+/// One probe answer, split into its fields.
+#[derive(Debug)]
+struct Probe {
+    pid: u32,
+    parent: u32,
+    events: u32,
+    leaked: String,
+    cwd: String,
+    init_draw: String,
+    draw: String,
+}
+
+#[track_caller]
+fn probe(post: &Post, what: &str) -> Probe {
+    assert!(post.path.ends_with("/response"), "{what}: {} {}", post.path, post.body_text());
+    let text = text(post);
+    let f: Vec<&str> = text.split(' ').collect();
+    assert_eq!(f.len(), 7, "{what}: {text:?}");
+    Probe {
+        pid: f[0].parse().unwrap(),
+        parent: f[1].parse().unwrap(),
+        events: f[2].parse().unwrap(),
+        leaked: f[3].to_string(),
+        cwd: f[4].to_string(),
+        init_draw: f[5].to_string(),
+        draw: f[6].to_string(),
+    }
+}
+
+fn init_count(root: &Path) -> usize {
+    fs::read_to_string(root.join("init.count")).unwrap_or_default().lines().count()
+}
+
+#[test]
+fn init_runs_once_and_nothing_passes_from_one_event_to_the_next() {
+    for (program, file, code) in PROBES {
+        if !have(program) {
+            continue;
+        }
+        let run = Lambda::new().config(&forking()).write(file, code).start("probe.handler");
+        let probes: Vec<Probe> = (1..=6)
+            .map(|n| probe(&run.response_to(Event::new(&format!("e{n}"), "{}")), program))
+            .collect();
+        assert_eq!(init_count(run.root()), 1, "{program}: init ran more than once");
+        let root = fs::canonicalize(run.root()).unwrap();
+        for p in &probes {
+            assert_eq!(p.events, 1, "{program}: a module-level counter passed on: {p:?}");
+            assert_eq!(p.leaked, "-", "{program}: an environment variable passed on: {p:?}");
+            assert_eq!(Path::new(&p.cwd), root, "{program}: a cwd change passed on: {p:?}");
+            assert_eq!(p.parent, probes[0].parent, "{program}: one parent for all: {probes:?}");
+            assert_eq!(p.init_draw, probes[0].init_draw, "{program}: init's draw is shared");
+        }
+        let pids: std::collections::BTreeSet<u32> = probes.iter().map(|p| p.pid).collect();
+        assert_eq!(pids.len(), probes.len(), "{program}: a process per event: {probes:?}");
+        let draws: std::collections::BTreeSet<&str> =
+            probes.iter().map(|p| p.draw.as_str()).collect();
+        assert_eq!(draws.len(), probes.len(), "{program}: children drew alike: {probes:?}");
+        assert_no_panic(&run.stop());
+    }
+}
+
+#[test]
+fn a_child_that_crashes_exits_or_times_out_never_costs_the_loaded_parent() {
+    for (program, file, code) in PROBES {
+        if !have(program) {
+            continue;
+        }
+        let run = Lambda::new().config(&forking()).write(file, code).start("probe.handler");
+        let first = probe(&run.response_to(Event::new("ok1", "{}")), program);
+        assert_error(
+            &run.error_for(Event::new("exit", r#"{"do":"exit"}"#)),
+            "Runtime.ExitError",
+            &["3"],
+        );
+        assert_error(
+            &run.error_for(Event::new("kill", r#"{"do":"kill"}"#)),
+            "Runtime.ExitError",
+            &["SIGKILL"],
+        );
+        let hang = Event::new("hang", r#"{"do":"hang"}"#).deadline_in(Duration::from_millis(700));
+        assert_error(&run.error_for(hang), "Runtime.Timeout", &[]);
+        let last = probe(&run.response_to(Event::new("ok2", "{}")), program);
+        assert_eq!(last.parent, first.parent, "{program}: the parent was replaced");
+        assert_eq!(init_count(run.root()), 1, "{program}: init ran again");
+        assert_no_panic(&run.stop());
+    }
+}
+
+#[test]
+fn what_a_child_started_is_gone_before_the_next_event() {
+    for (program, file, code) in PROBES {
+        if !have(program) {
+            continue;
+        }
+        let run = Lambda::new().config(&forking()).write(file, code).start("probe.handler");
+        let daemon: u32 = text(&run.response_to(Event::new("spawn", r#"{"do":"spawn"}"#)))
+            .trim()
+            .parse()
+            .unwrap();
+        probe(&run.response_to(Event::new("next", "{}")), program);
+        assert!(
+            !Path::new(&format!("/proc/{daemon}")).exists()
+                || fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap().contains(") Z"),
+            "{program}: the daemon {daemon} a child started outlived its event"
+        );
+        assert_no_panic(&run.stop());
+    }
+}
+
+#[test]
+fn node_cannot_fork_and_says_so_at_init() {
+    let mut run = Lambda::new()
+        .config("[interpreters.node]\nisolation = \"fork\"\n")
+        .write("h.js", "exports.handler = async () => 1;\n")
+        .start("h.handler");
+    let post = run.expect_init_error();
+    assert_error(&post, "Runtime.InvalidConfig", &["Node cannot fork", "events_per_process"]);
+}
