@@ -1025,6 +1025,15 @@ async function framed() {
   // for its low inherited descriptors (seen with Node 20 in /proc/self/fdinfo), so the
   // handler's subprocesses do not get them.
   patchConsole();
+  if (process.env.BOOTSTRAP_ISOLATION === 'fork') {
+    // bootstrap refuses this for its node entry; this is for an entry of the user's own.
+    const message = 'Node cannot fork a loaded runner (its event loop and threads do not survive a '
+      + 'fork): remove isolation = "fork", and use the default (a fresh process per event, '
+      + 'started ahead of it) or events_per_process = 0 (a warm worker)';
+    const document = { errorType: 'Runtime.InvalidConfig', errorMessage: message, trace: [] };
+    sendFrame('error', '0', JSON.stringify(document));
+    process.exit(ERROR_EXIT);
+  }
 
   let loaded;
   try {

@@ -166,3 +166,137 @@ fn node_cannot_fork_and_says_so_at_init() {
     let post = run.expect_init_error();
     assert_error(&post, "Runtime.InvalidConfig", &["Node cannot fork", "events_per_process"]);
 }
+
+#[test]
+fn a_node_runner_under_a_name_of_its_own_refuses_to_fork_too() {
+    if !have("node") {
+        return;
+    }
+    let entry = "[interpreters.mynode]\nextensions = [\"js\"]\n\
+                 command = [\"node\", \"{runners}/node/runner.js\", \"{file}\", \"{method}\"]\n\
+                 isolation = \"fork\"\n";
+    let mut run = Lambda::new()
+        .config(entry)
+        .write("h.js", "exports.handler = async () => 1;\n")
+        .start("h.handler");
+    let post = run.expect_init_error();
+    assert_error(&post, "Runtime.InvalidConfig", &["Node cannot fork"]);
+}
+
+/// A Python handler that meets the other invocation at the named pipe `gate` (the event says
+/// which end it opens; opening one end waits for the other), then answers its TMPDIR, pid
+/// and parent.
+const MEET: &str = "import os\n\ndef handler(event, context):\n    \
+                    open(os.path.join(os.environ['LAMBDA_TASK_ROOT'], 'gate'), event['end']).close()\n    \
+                    return '%s %d %d' % (os.environ['TMPDIR'], os.getpid(), os.getppid())\n";
+
+#[test]
+fn concurrent_invocations_each_run_in_a_child_of_their_own_with_their_own_tmpdir() {
+    if !have("python3") {
+        return;
+    }
+    let run = Lambda::new()
+        .config(&forking())
+        .write("meet.py", MEET)
+        .fifo("gate")
+        .env("AWS_LAMBDA_MAX_CONCURRENCY", "2")
+        .start("meet.handler");
+    run.api.wait_for_polls(2);
+    // Neither event can be answered until both run at once.
+    run.api.push(Event::new("a", r#"{"end": "r"}"#));
+    run.api.push(Event::new("b", r#"{"end": "w"}"#));
+    let answers: Vec<Vec<String>> = (0..2)
+        .map(|_| {
+            let post = run.api.next_post();
+            assert!(post.path.ends_with("/response"), "{}: {}", post.path, post.body_text());
+            text(&post).split(' ').map(str::to_string).collect()
+        })
+        .collect();
+    assert_ne!(answers[0][0], answers[1][0], "one TMPDIR each: {answers:?}");
+    assert_ne!(answers[0][1], answers[1][1], "one child each: {answers:?}");
+    for answer in &answers {
+        assert!(answer[0].contains("bootstrap-tmp-"), "{answer:?}");
+    }
+}
+
+#[test]
+fn a_five_megabyte_response_comes_back_whole_from_a_child() {
+    if !have("python3") {
+        return;
+    }
+    let code = "def handler(event, context):\n    return 'x' * (5 * 1024 * 1024)\n";
+    let run = Lambda::new().config(&forking()).write("big.py", code).start("big.handler");
+    for n in 0..2 {
+        let post = run.response_to(Event::new(&format!("big{n}"), "{}"));
+        assert_eq!(text(&post).len(), 5 * 1024 * 1024);
+    }
+}
+
+/// A child that writes what is not a frame on its fd 4 breaks the protocol: its event fails
+/// with `Runtime.InvalidFrame`, the loaded parent stays, the next event is served.
+#[test]
+fn a_child_that_breaks_the_protocol_is_replaced_and_the_parent_kept() {
+    if !have("python3") {
+        return;
+    }
+    let code = "import os\n\
+                with open('init.count', 'a') as f:\n    f.write('x\\n')\n\
+                def handler(event, context):\n    \
+                    if event.get('garble'):\n        os.write(4, b'garbage\\n')\n    \
+                    return os.getppid()\n";
+    let run = Lambda::new().config(&forking()).write("g.py", code).start("g.handler");
+    let parent = text(&run.response_to(Event::new("ok1", "{}")));
+    assert_error(
+        &run.error_for(Event::new("bad", r#"{"garble": true}"#)),
+        "Runtime.InvalidFrame",
+        &[],
+    );
+    assert_eq!(text(&run.response_to(Event::new("ok2", "{}"))), parent);
+    assert_eq!(init_count(run.root()), 1, "init ran again");
+}
+
+/// A parent that dies between events is replaced: the handler loads again (init runs a second
+/// time) and the next event is served by a child of the new parent.
+#[test]
+fn a_parent_that_dies_is_replaced_and_the_next_event_served() {
+    if !have("python3") {
+        return;
+    }
+    let code = "import os\n\
+                with open('init.count', 'a') as f:\n    f.write('x\\n')\n\
+                def handler(event, context):\n    return os.getppid()\n";
+    let run = Lambda::new().config(&forking()).write("p.py", code).start("p.handler");
+    let parent: i32 = text(&run.response_to(Event::new("ok1", "{}"))).parse().unwrap();
+    let killed = std::process::Command::new("kill").args(["-9", &parent.to_string()]).status();
+    assert!(killed.unwrap().success());
+    // The child forked ahead of the kill may still serve this one.
+    run.response_to(Event::new("ok2", "{}"));
+    let next: i32 = text(&run.response_to(Event::new("ok3", "{}"))).parse().unwrap();
+    assert_ne!(next, parent, "the dead parent forked again?");
+    assert_eq!(init_count(run.root()), 2, "the new parent loads the handler once");
+    assert_eq!(text(&run.response_to(Event::new("ok4", "{}"))), next.to_string());
+}
+
+#[test]
+fn a_child_over_max_rss_mb_is_killed_and_the_parent_kept() {
+    if !have("python3") {
+        return;
+    }
+    let code = "import os\n\
+                def handler(event, context):\n    \
+                    if event.get('grow'):\n        \
+                        hog = bytearray(300 * 1024 * 1024)\n        \
+                        for i in range(0, len(hog), 4096):\n            hog[i] = 1\n        \
+                        import time; time.sleep(30)\n    \
+                    return os.getppid()\n";
+    let config =
+        forking().replace("[interpreters.python]\n", "[interpreters.python]\nmax_rss_mb = 100\n");
+    let run = Lambda::new().config(&config).write("m.py", code).start("m.handler");
+    let parent = text(&run.response_to(Event::new("ok1", "{}")));
+    assert_error(
+        &run.error_for(Event::new("grow", r#"{"grow": true}"#)),
+        "Runtime.OutOfMemory",
+        &["max_rss_mb = 100"],
+    );
+    assert_eq!(text(&run.response_to(Event::new("ok2", "{}"))), parent);
+}
