@@ -24,6 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::child;
+use super::proc;
 use super::reaper;
 use super::sys::{self, WARDEN_EXEC_FAILED, WARDEN_EXIT, WARDEN_EXIT_REPORT};
 use crate::warn;
@@ -103,6 +104,14 @@ impl Unit {
         }
     }
 
+    /// Whether a forked child's parent is still there to report its end (others: true).
+    pub fn parent_alive(&self) -> bool {
+        match self.kind {
+            Kind::Forked { parent, .. } => proc::read_stat(parent).is_some_and(|p| !p.is_zombie()),
+            _ => true,
+        }
+    }
+
     /// Whether its handler is a forked child, whose end its parent reports.
     pub fn is_forked(&self) -> bool {
         matches!(self.kind, Kind::Forked { .. })
@@ -177,11 +186,16 @@ impl Unit {
             Kind::Forked { ended: true, .. } => None,
             Kind::Forked { warden, parent, ended } => {
                 *ended = true;
+                let (warden, parent) = (*warden, *parent);
                 // Its parent reaped it (`exit`), or it was killed and is being reaped.
                 if exit.is_none() {
-                    reaper::kill_forked(*warden, *parent, self.handler);
+                    reaper::kill_forked(warden, parent, self.handler);
                 }
-                reaper::end_forked(*warden, *parent, self.handler);
+                // Without its parent (dead, or killed with everything by a shutdown) the rest
+                // is ended with the parent's unit.
+                if self.parent_alive() && reaper::stopping().is_none() {
+                    reaper::end_forked(warden, parent, self.handler);
+                }
                 exit.and_then(|exit| exit.status)
             }
         }

@@ -520,7 +520,11 @@ impl Worker {
             self.kill(diagnostic.clone());
             return diagnostic;
         }
-        let until = until.min(Instant::now() + EXIT_WAIT);
+        // A forked child's end is told by its parent, which a shutdown (or its own death) may
+        // have ended first: then nobody will tell it, and a stopping bootstrap cannot wait.
+        let told =
+            !self.unit.is_forked() || (reaper::stopping().is_none() && self.unit.parent_alive());
+        let until = if told { until.min(Instant::now() + EXIT_WAIT) } else { Instant::now() };
         while self.exit.is_none() {
             match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
                 Ok(Report::Exited(exit)) => self.exit = Some(exit),
@@ -547,6 +551,15 @@ impl Worker {
         diagnostic
     }
 
+    /// How long the runner's end may take to be reported. A forked child's end is told by its
+    /// parent, which a shutdown (or its own death) may have ended first: then nobody will tell
+    /// it, and a stopping bootstrap has no time to wait anyway.
+    fn exit_wait(&self) -> Duration {
+        let told =
+            !self.unit.is_forked() || (reaper::stopping().is_none() && self.unit.parent_alive());
+        if told { EXIT_WAIT } else { Duration::ZERO }
+    }
+
     /// Kills the runner and everything it started; it is broken from now on.
     fn kill(&mut self, why: Diagnostic) {
         self.unit.kill();
@@ -568,7 +581,7 @@ impl Worker {
         if self.exit.is_none() && self.unit.is_forked() {
             // Its parent reaps it once it is killed, and says so.
             self.unit.kill();
-            let until = Instant::now() + EXIT_WAIT;
+            let until = Instant::now() + self.exit_wait();
             while self.exit.is_none() {
                 match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
                     Ok(Report::Exited(exit)) => self.exit = Some(exit),

@@ -300,3 +300,50 @@ fn a_child_over_max_rss_mb_is_killed_and_the_parent_kept() {
     );
     assert_eq!(text(&run.response_to(Event::new("ok2", "{}"))), parent);
 }
+
+#[test]
+fn a_handler_that_cannot_load_is_an_init_error_in_fork_mode_too() {
+    if !have("python3") {
+        return;
+    }
+    let mut run = Lambda::new()
+        .config(&forking())
+        .write(
+            "broken.py",
+            "raise ValueError('no config')\ndef handler(event, context):\n    return 1\n",
+        )
+        .start("broken.handler");
+    assert_error(&run.expect_init_error(), "ValueError", &["no config"]);
+}
+
+#[test]
+fn sigterm_stops_the_child_and_the_parent_answers_the_event_and_leaves_nothing() {
+    if !have("python3") {
+        return;
+    }
+    let code = "import os, subprocess, sys, time\n\
+                def handler(event, context):\n    \
+                    daemon = subprocess.Popen(['sleep', '1000'], start_new_session=True)\n    \
+                    print('pids: child=%d parent=%d daemon=%d' % (os.getpid(), os.getppid(), daemon.pid), flush=True)\n    \
+                    time.sleep(60)\n";
+    let mut run = Lambda::new().config(&forking()).write("slow.py", code).start("slow.handler");
+    run.api.push(Event::new("r1", "{}"));
+    let log = run.wait_for_log("daemon=");
+    let pid = |label: &str| -> u32 {
+        let start = log.find(label).expect("label in log") + label.len();
+        log[start..].split_whitespace().next().and_then(|p| p.parse().ok()).expect("a pid")
+    };
+    let pids = [pid("child="), pid("parent="), pid("daemon=")];
+    // SAFETY: kill takes two integers; the pid is our running child.
+    unsafe { libc::kill(run.pid() as libc::pid_t, libc::SIGTERM) };
+
+    assert_error(
+        &run.api.expect_post("/runtime/invocation/r1/error"),
+        "Runtime.Shutdown",
+        &["SIGTERM"],
+    );
+    assert_eq!(run.wait_exit().code(), Some(128 + libc::SIGTERM));
+    for pid in pids {
+        assert!(is_gone(pid), "process {pid} outlived bootstrap: {pids:?}");
+    }
+}
