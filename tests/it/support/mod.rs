@@ -412,7 +412,6 @@ pub enum Mode {
 
 pub const MODES: [Mode; 3] = [Mode::Plain, Mode::Ahead, Mode::Warm];
 
-
 /// The five built-in runners: (name, extensions, program, runner under `layers/`).
 const RUNNERS: [(&str, &str, &str, &str); 5] = [
     ("perl", "\"pl\", \"pm\"", "perl", "perl/runner.pl"),
