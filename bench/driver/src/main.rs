@@ -104,6 +104,62 @@ fn spread(values: &[Duration]) -> Spread {
     }
 }
 
+fn median_f64(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (0.5 * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
+/// `{"p50", "min", "max", "n"}` of unsorted numbers (p50 nearest rank).
+fn spread_f64(values: &[f64]) -> Value {
+    let min = values.iter().copied().reduce(f64::min);
+    let max = values.iter().copied().reduce(f64::max);
+    json!({ "p50": median_f64(values), "min": min, "max": max, "n": values.len() })
+}
+
+fn spread_u64(values: &[u64]) -> Value {
+    spread_f64(&values.iter().map(|&v| v as f64).collect::<Vec<_>>())
+}
+
+fn mb(kib: u64) -> f64 {
+    round(kib as f64 / 1024.0, 1)
+}
+
+/// The runtime's descendants as read while the row was idle (see `rows::Active::sample_tree`).
+fn handlers_mem_json(m: &rows::Measured) -> Option<Value> {
+    let peak = m.readings.tree_peak.as_ref()?;
+    let forked: Vec<u32> = peak.forked_children().iter().map(|p| p.pid).collect();
+    let procs: Vec<Value> = peak
+        .procs
+        .iter()
+        .map(|p| {
+            let role = if p.warden {
+                "copy of the runtime's executable (warden)"
+            } else if forked.contains(&p.pid) {
+                "forked child"
+            } else {
+                "runner"
+            };
+            json!({
+                "role": role,
+                "rss_mb": mb(p.rss_kib),
+                "pss_mb": p.pss_kib.map(mb),
+                "private_dirty_mb": p.private_dirty_kib.map(mb),
+            })
+        })
+        .collect();
+    Some(json!({
+        "samples": m.readings.tree_samples,
+        "samples_not_idle": m.readings.tree_unsettled,
+        "peak_pss_mb": mb(peak.pss_kib()),
+        "pss_complete": peak.pss_complete(),
+        "peak_rss_mb": mb(m.readings.tree_rss_peak_kib),
+        "wardens_pss_mb": mb(peak.wardens_pss_kib()),
+        "processes_at_peak": procs,
+    }))
+}
+
 /// Notes under the table: a row's failures (the first one quoted) and an early stop.
 fn note_failures(notes: &mut Vec<String>, who: &str, m: &rows::Measured, n: usize, strip: &str) {
     if let Some(why) = &m.first_failure {
@@ -162,6 +218,18 @@ fn row_json(row: &RowSpec, outcome: &Outcome, strip: &str) -> Map<String, Value>
                 "peak_rss_mb".into(),
                 json!(m.peak_rss_kib.map(|k| round(k as f64 / 1024.0, 1))),
             );
+            if let Some(mem) = handlers_mem_json(m) {
+                o.insert("handlers_mem".into(), mem);
+            }
+            if !m.readings.child_private_dirty_kib.is_empty() {
+                let s = spread_u64(&m.readings.child_private_dirty_kib);
+                o.insert("forked_child_private_dirty_kib".into(), s);
+            }
+            if !m.readings.reports.is_empty() {
+                let reports: Map<String, Value> =
+                    m.readings.reports.iter().map(|(k, v)| (k.clone(), spread_f64(v))).collect();
+                o.insert("reported".into(), Value::Object(reports));
+            }
             o.insert("cold_start_ms".into(), json!(m.cold_start.map(|d| round(ms(d), 2))));
             o.insert("failures".into(), json!(m.failures));
             if let Some(why) = &m.first_failure {
@@ -262,6 +330,21 @@ fn run_plan(path: &Path) -> Result<(), String> {
         }
         None => None,
     };
+    let large_init = match extras.get("large_init") {
+        Some(v) => {
+            let specs = v
+                .get("rows")
+                .and_then(Value::as_array)
+                .ok_or("\"large_init\" without \"rows\"")?
+                .iter()
+                .map(RowSpec::from_json)
+                .collect::<Result<Vec<_>, _>>()?;
+            eprintln!("bench: large init");
+            let what = v.get("what").and_then(Value::as_str).unwrap_or("").to_string();
+            Some((what, run_interleaved(specs, &log_dir, &strip)))
+        }
+        None => None,
+    };
     let cold = cold_starts(&extras, &log_dir);
     let big = match extras.get("big_event") {
         Some(v) => {
@@ -319,6 +402,11 @@ fn run_plan(path: &Path) -> Result<(), String> {
             done.iter().map(|d| Value::Object(row_json(&d.row, &d.outcome, &strip))).collect();
         extras_json.insert("streaming".into(), json!({ "what": what, "rows": rows }));
     }
+    if let Some((what, done)) = &large_init {
+        let rows: Vec<Value> =
+            done.iter().map(|d| Value::Object(row_json(&d.row, &d.outcome, &strip))).collect();
+        extras_json.insert("large_init".into(), json!({ "what": what, "rows": rows }));
+    }
     let bins: Map<String, Value> = binaries.iter().map(|(t, s)| (t.clone(), json!(s))).collect();
     extras_json.insert("static_binary_bytes".into(), Value::Object(bins));
     let result = json!({
@@ -344,6 +432,7 @@ fn run_plan(path: &Path) -> Result<(), String> {
         cold: &cold,
         big: big.as_ref(),
         streaming: streaming.as_ref(),
+        large_init: large_init.as_ref(),
         binaries: &binaries,
     };
     print!("{}", table(&plan, &done, &extra, elapsed, &strip));
@@ -385,6 +474,8 @@ fn run_interleaved(specs: Vec<RowSpec>, log_dir: &Path, strip: &str) -> Vec<Done
                 let (i, a) = &mut active[(j + start) % k];
                 let left = specs[*i].n.saturating_sub(a.measured());
                 if a.usable() && left > 0 {
+                    // The row has been idle since its last turn: read its handler processes.
+                    a.sample_tree(rows::TREE_WAIT);
                     a.block(left.min(BLOCK));
                     turns += 1;
                 }
@@ -564,6 +655,88 @@ fn streaming_block(
     }
 }
 
+/// The large-init rows: latency, the handler processes' memory, and what a process dirtied.
+fn large_init_block(
+    t: &mut String,
+    what: &str,
+    done: &[Done],
+    notes: &mut Vec<String>,
+    strip: &str,
+) {
+    let _ = writeln!(t);
+    let _ = writeln!(t, "Large init: {what}");
+    let header = format!(
+        "{:<7} {:<30} {:>4} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>9} {:>4}",
+        "lang",
+        "row",
+        "N",
+        "inv/s",
+        "p50 ms",
+        "p99 ms",
+        "hnd MB",
+        "hnd RSS",
+        "faults/ev",
+        "= MB/ev",
+        "child KiB",
+        "fail"
+    );
+    let _ = writeln!(t, "{header}");
+    let _ = writeln!(t, "{}", "-".repeat(header.len()));
+    for d in done {
+        let lead = format!("{:<7} {:<30} {:>4}", d.row.lang, d.row.name, d.row.n);
+        let who = format!("large init, {}", d.row.name);
+        match &d.outcome {
+            Outcome::NotAvailable(why) => {
+                let _ = writeln!(t, "{lead}   n/a ({})", why.replace(strip, ""));
+            }
+            Outcome::Ran(m) if m.all_failed() => {
+                let why = m.first_failure.clone().unwrap_or_default().replace(strip, "");
+                let _ = writeln!(
+                    t,
+                    "{lead}   FAILED (all {} invocations; the first: {why})",
+                    m.invocations
+                );
+            }
+            Outcome::Ran(m) => {
+                let f = figures(&d.row, m);
+                let hnd = m.readings.tree_peak.as_ref().map(|p| p.pss_kib() as f64 / 1024.0);
+                let hnd_rss = m
+                    .readings
+                    .tree_peak
+                    .as_ref()
+                    .map(|_| m.readings.tree_rss_peak_kib as f64 / 1024.0);
+                let faults = m.readings.reports.get("minflt").and_then(|v| median_f64(v));
+                let child: Vec<f64> =
+                    m.readings.child_private_dirty_kib.iter().map(|&k| k as f64).collect();
+                let _ = writeln!(
+                    t,
+                    "{lead} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>9} {:>4}",
+                    fmt_opt(f.per_s, 1),
+                    fmt_ms(f.p50),
+                    fmt_ms(f.p99),
+                    fmt_opt(hnd, 1),
+                    fmt_opt(hnd_rss, 1),
+                    fmt_opt(faults, 0),
+                    fmt_opt(faults.map(|n| n * 4.0 / 1024.0), 1),
+                    fmt_opt(median_f64(&child), 0),
+                    m.failures
+                );
+                note_failures(notes, &who, m, d.row.n, strip);
+            }
+        }
+    }
+    for line in [
+        "hnd MB: Pss of the handler processes while idle (the loaded process, or fork's parent +",
+        "waiting child); hnd RSS: their Rss summed (counts a page the child shares with its parent",
+        "twice). faults/ev: median of the page faults the handler's process had taken when the handler",
+        "returned (ru_minflt; a forked child counts from the fork: pages copied on write or touched",
+        "fresh), x 4 KiB = MB/ev. child KiB: median Private_Dirty of the forked child waiting for its",
+        "event, read by the driver (what the fork and the child's start dirtied before the event).",
+    ] {
+        let _ = writeln!(t, "{line}");
+    }
+}
+
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -582,11 +755,13 @@ struct Extras<'a> {
     big: Option<&'a Done>,
     /// What the streaming rows run, and how they did.
     streaming: Option<&'a (String, Vec<Done>)>,
+    /// The large-init rows (exec per event against fork), and how they did.
+    large_init: Option<&'a (String, Vec<Done>)>,
     binaries: &'a [(String, Option<u64>)],
 }
 
 fn table(plan: &Value, done: &[Done], extra: &Extras, elapsed: Option<f64>, strip: &str) -> String {
-    let Extras { cold, big, streaming, binaries } = *extra;
+    let Extras { cold, big, streaming, large_init, binaries } = *extra;
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
     let machine = plan.get("machine").cloned().unwrap_or(Value::Null);
     let mut t = String::new();
@@ -600,16 +775,17 @@ fn table(plan: &Value, done: &[Done], extra: &Extras, elapsed: Option<f64>, stri
     );
     let _ = writeln!(
         t,
-        "perl {}, python {}, node {}, bash {}, awslambdaric {}",
+        "perl {}, python {}, ruby {}, node {}, bash {}, awslambdaric {}",
         s(&machine, "perl"),
         s(&machine, "python"),
+        s(&machine, "ruby"),
         s(&machine, "node"),
         s(&machine, "bash"),
         s(&machine, "awslambdaric")
     );
     let _ = writeln!(t);
     let header = format!(
-        "{:<7} {:<30} {:>4} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>6} {:>4}",
+        "{:<7} {:<30} {:>4} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>4}",
         "lang",
         "row",
         "N",
@@ -617,6 +793,7 @@ fn table(plan: &Value, done: &[Done], extra: &Extras, elapsed: Option<f64>, stri
         "p50 ms",
         "p99 ms",
         "RSS MB",
+        "hnd MB",
         "x floor",
         "x old",
         "x ric",
@@ -657,13 +834,15 @@ fn table(plan: &Value, done: &[Done], extra: &Extras, elapsed: Option<f64>, stri
                     }
                 };
                 let rss = m.peak_rss_kib.map(|k| k as f64 / 1024.0);
+                let hnd = m.readings.tree_peak.as_ref().map(|p| p.pss_kib() as f64 / 1024.0);
                 let _ = writeln!(
                     t,
-                    "{lead} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>6} {:>4}",
+                    "{lead} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>4}",
                     fmt_opt(f.per_s, 1),
                     fmt_ms(f.p50),
                     fmt_ms(f.p99),
                     fmt_opt(rss, 1),
+                    fmt_opt(hnd, 1),
                     r("floor"),
                     r("old"),
                     r("ric"),
@@ -680,6 +859,9 @@ fn table(plan: &Value, done: &[Done], extra: &Extras, elapsed: Option<f64>, stri
 
     if let Some((what, done)) = streaming {
         streaming_block(&mut t, what, done, &mut notes, strip);
+    }
+    if let Some((what, done)) = large_init {
+        large_init_block(&mut t, what, done, &mut notes, strip);
     }
 
     let _ = writeln!(t);
@@ -772,6 +954,14 @@ fn table(plan: &Value, done: &[Done], extra: &Extras, elapsed: Option<f64>, stri
         "floor: the runner run directly, spawn -> exit. inv/s: N / wall time of the row's invocations."
     );
     let _ = writeln!(t, "p50, p99: nearest rank. x floor/old/ric: inv/s over that row's inv/s. RSS: VmHWM of the runtime process.");
+    let _ = writeln!(
+        t,
+        "hnd MB: peak over the row's idle moments of the Pss summed over the runtime's descendants (its handler"
+    );
+    let _ = writeln!(
+        t,
+        "processes, e.g. fork's parent + waiting child; a page shared by k processes counts 1/k in each)."
+    );
     if let Some(e) = elapsed {
         let builds = plan.get("build_s").and_then(Value::as_f64).unwrap_or(0.0);
         let _ = writeln!(t, "Elapsed: {e:.0} s, of which builds and setup {builds:.0} s.");

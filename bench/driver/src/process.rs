@@ -184,3 +184,124 @@ pub fn first_log_line(log: &Path) -> Option<String> {
         .find(|l| !l.is_empty())
         .map(str::to_string)
 }
+
+/// One process's state and CPU time (user + system, in clock ticks), by /proc/<pid>/stat.
+fn state_and_cpu(pid: u32) -> Option<(String, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // After the command name: state (field 3), ..., utime (14), stime (15).
+    let cpu = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((fields.first()?.to_string(), cpu))
+}
+
+/// The resident memory of one descendant of the runtime.
+#[derive(Debug, Clone, Default)]
+pub struct ProcMem {
+    pub pid: u32,
+    pub ppid: u32,
+    /// A copy of the runtime's own executable that never exec'd (bootstrap's warden).
+    pub warden: bool,
+    pub rss_kib: u64,
+    /// From /proc/<pid>/smaps_rollup; `None` where it cannot be read (then Pss = Rss is used).
+    pub pss_kib: Option<u64>,
+    pub private_dirty_kib: Option<u64>,
+}
+
+/// What the runtime's descendants hold, summed, at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct TreeMem {
+    pub procs: Vec<ProcMem>,
+    /// The tree was not idle (some process ran, or the tree changed) within the wait.
+    pub unsettled: bool,
+}
+
+impl TreeMem {
+    pub fn rss_kib(&self) -> u64 {
+        self.procs.iter().map(|p| p.rss_kib).sum()
+    }
+    /// Proportional set size: a page shared by k processes counts 1/k in each.
+    pub fn pss_kib(&self) -> u64 {
+        self.procs.iter().map(|p| p.pss_kib.unwrap_or(p.rss_kib)).sum()
+    }
+    pub fn wardens_pss_kib(&self) -> u64 {
+        self.procs.iter().filter(|p| p.warden).map(|p| p.pss_kib.unwrap_or(p.rss_kib)).sum()
+    }
+    /// Whether Pss was read for every process (else Rss stood in for some).
+    pub fn pss_complete(&self) -> bool {
+        self.procs.iter().all(|p| p.pss_kib.is_some())
+    }
+    /// Processes forked by a runner process (not by bootstrap or its warden): a fork-mode
+    /// child waiting for its event, with its Private_Dirty.
+    pub fn forked_children(&self) -> Vec<&ProcMem> {
+        let runner = |pid: u32| self.procs.iter().any(|p| p.pid == pid && !p.warden);
+        self.procs.iter().filter(|p| !p.warden && runner(p.ppid)).collect()
+    }
+}
+
+fn smaps_rollup(pid: u32) -> Option<(u64, u64, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("Rss:")?, field("Pss:")?, field("Private_Dirty:")?))
+}
+
+fn vm_rss(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The memory of every live descendant of `root` (not `root` itself), read once the tree is
+/// idle: every descendant asleep and none of them using CPU over `SETTLE`, and the same
+/// processes as before; after `wait` it is read as it is, and marked unsettled. A runner that
+/// is still loading its handler is running, so it is not caught half loaded.
+pub fn tree_memory(root: u32, wait: Duration) -> TreeMem {
+    const SETTLE: Duration = Duration::from_millis(10);
+    let exe = |pid: u32| fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let root_exe = exe(root);
+    let snapshot = || -> Vec<(u32, String, u64)> {
+        tree(root)
+            .into_iter()
+            .skip(1)
+            .filter_map(|pid| state_and_cpu(pid).map(|(s, cpu)| (pid, s, cpu)))
+            .filter(|(_, s, _)| !matches!(s.as_str(), "Z" | "X" | "x"))
+            .collect()
+    };
+    let until = Instant::now() + wait;
+    let mut before = snapshot();
+    let unsettled = loop {
+        thread::sleep(SETTLE);
+        let now = snapshot();
+        let asleep = now.iter().all(|(_, s, _)| matches!(s.as_str(), "S" | "D" | "I" | "T" | "t"));
+        if asleep && now == before {
+            break false;
+        }
+        if Instant::now() >= until {
+            break true;
+        }
+        before = now;
+    };
+    let procs = before
+        .iter()
+        .filter_map(|&(pid, _, _)| {
+            let ppid = parent(pid)?;
+            let warden = root_exe.is_some() && exe(pid) == root_exe;
+            Some(match smaps_rollup(pid) {
+                Some((rss, pss, dirty)) => ProcMem {
+                    pid,
+                    ppid,
+                    warden,
+                    rss_kib: rss,
+                    pss_kib: Some(pss),
+                    private_dirty_kib: Some(dirty),
+                },
+                None => ProcMem { pid, ppid, warden, rss_kib: vm_rss(pid)?, ..Default::default() },
+            })
+        })
+        .collect();
+    TreeMem { procs, unsettled }
+}

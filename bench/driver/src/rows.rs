@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::client::{Client, Reply};
-use crate::process::{self, Runtime, Spec};
+use crate::process::{self, Runtime, Spec, TreeMem};
 use crate::server::{Delivery, Server, Start};
 
 /// How long a runtime gets from spawn to its first /next.
@@ -74,6 +74,9 @@ pub struct RowSpec {
     pub event_bytes: usize,
     /// Runtime rows: the way the answers must be posted, when the row measures their delivery.
     pub response_mode: Option<ResponseMode>,
+    /// The answer also carries this key (an object of numbers the handler reports about
+    /// itself): it is taken out before the answer is checked, and its numbers are kept.
+    pub report_key: Option<String>,
     /// Tried in order; the first that starts (reaches /next) is measured.
     pub attempts: Vec<Attempt>,
 }
@@ -150,6 +153,7 @@ impl RowSpec {
             check,
             event_bytes: num_field(v, "event_bytes", 0)? as usize,
             response_mode,
+            report_key: v.get("report_key").and_then(Value::as_str).map(str::to_string),
             attempts: parse_attempts(v)?,
         })
     }
@@ -168,6 +172,24 @@ impl RowSpec {
     }
 }
 
+/// A row's readings of its handler processes, and what its handler reported.
+#[derive(Debug, Clone, Default)]
+pub struct Readings {
+    /// The runtime's descendants (its handler processes), read while the row is idle: the
+    /// reading with the highest Pss sum, the highest Rss sum, and how many readings there were
+    /// (and how many of them were taken before the tree was idle).
+    pub tree_peak: Option<TreeMem>,
+    pub tree_rss_peak_kib: u64,
+    pub tree_samples: usize,
+    pub tree_unsettled: usize,
+    /// At each reading, the Private_Dirty of a child a runner had forked (fork mode's child
+    /// waiting for its event), if there was one.
+    pub child_private_dirty_kib: Vec<u64>,
+    /// The numbers the handler reported in the answer's `report_key` object, per measured
+    /// invocation, by name.
+    pub reports: BTreeMap<String, Vec<f64>>,
+}
+
 /// The numbers of one row that ran.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
@@ -184,6 +206,8 @@ pub struct Measured {
     pub failures: usize,
     pub first_failure: Option<String>,
     pub peak_rss_kib: Option<u64>,
+    /// What was read besides the timings (boxed: most rows have little of it).
+    pub readings: Box<Readings>,
     pub cold_start: Option<Duration>,
     pub note: Option<String>,
     /// Why the row stopped before N (the runtime died, the connection broke).
@@ -381,6 +405,26 @@ impl<'a> Active<'a> {
         }
     }
 
+    /// Read the memory of the runtime's descendants, once they are idle (at most `wait`), and
+    /// keep the peak.
+    pub fn sample_tree(&mut self, wait: Duration) {
+        let Some(pid) = self.runtime_pid() else { return };
+        if !process::alive(pid) {
+            return;
+        }
+        let t = process::tree_memory(pid, wait);
+        let m = &mut self.m;
+        m.readings.tree_samples += 1;
+        m.readings.tree_unsettled += usize::from(t.unsettled);
+        m.readings.tree_rss_peak_kib = m.readings.tree_rss_peak_kib.max(t.rss_kib());
+        m.readings
+            .child_private_dirty_kib
+            .extend(t.forked_children().iter().filter_map(|p| p.private_dirty_kib));
+        if m.readings.tree_peak.as_ref().is_none_or(|peak| t.pss_kib() > peak.pss_kib()) {
+            m.readings.tree_peak = Some(t);
+        }
+    }
+
     /// Failed invocations so far, and why the first failed.
     pub fn failures(&self) -> (usize, Option<&str>) {
         (self.m.failures, self.m.first_failure.as_deref())
@@ -406,9 +450,14 @@ impl<'a> Active<'a> {
             State::NotAvailable(_) | State::Finished => return false,
         };
         match result {
-            Ok(Invoked { took, verdict, bytes_at }) => {
+            Ok(Invoked { took, verdict, bytes_at, report }) => {
                 if measured {
                     self.m.latencies.push(took);
+                    for (key, value) in report.unwrap_or_default() {
+                        if let Some(x) = value.as_f64() {
+                            self.m.readings.reports.entry(key).or_default().push(x);
+                        }
+                    }
                     if let Some((first, last)) = bytes_at {
                         self.m.first_byte.push(first);
                         self.m.last_byte.push(last);
@@ -442,6 +491,8 @@ impl<'a> Active<'a> {
 
     /// Stop the runtime (reading its peak RSS first) and give the row's outcome.
     pub fn finish(mut self) -> Outcome {
+        // The last reading of the runtime's descendants, the row idle after its last invocation.
+        self.sample_tree(TREE_WAIT);
         match std::mem::replace(&mut self.state, State::Finished) {
             State::NotAvailable(why) => return Outcome::NotAvailable(why),
             State::Floor { .. } | State::Finished => {}
@@ -471,9 +522,13 @@ impl<'a> Active<'a> {
     }
 }
 
+/// How long a reading of the runtime's descendants waits for them to be idle.
+pub const TREE_WAIT: Duration = Duration::from_secs(3);
+
 /// Run a row on its own: warm-up, N measured invocations, stop.
 pub fn run(row: &RowSpec, log_dir: &Path) -> Outcome {
     let mut active = Active::prepare(row, log_dir);
+    active.sample_tree(TREE_WAIT);
     active.block(row.n);
     active.finish()
 }
@@ -488,6 +543,8 @@ struct Invoked {
     verdict: Result<(), String>,
     /// With a `response_mode`: Invoke sent → the answer's first and last byte at the server.
     bytes_at: Option<(Duration, Duration)>,
+    /// With a `report_key`: what the handler reported.
+    report: Option<serde_json::Map<String, Value>>,
 }
 
 /// One floor run: start the command, event on stdin, read stdout, wait.
@@ -515,13 +572,34 @@ fn floor_once(row: &RowSpec, log: &File, ev: Vec<u8>) -> Once {
         (_, Ok(status)) => Err(format!("{status}: {}", snippet(&out))),
         (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
     };
-    Ok(Invoked { took, verdict, bytes_at: None })
+    Ok(Invoked { took, verdict, bytes_at: None, report: None })
+}
+
+/// Takes the handler's report (the object under `key`) out of a JSON answer; the answer
+/// without it is what is checked. An answer without the object is left as it is.
+fn take_report(key: &str, body: &mut Vec<u8>) -> Option<serde_json::Map<String, Value>> {
+    let mut v: Value = serde_json::from_slice(body).ok()?;
+    let report = match v.as_object_mut()?.remove(key)? {
+        Value::Object(map) => map,
+        _ => return None,
+    };
+    *body = serde_json::to_vec(&v).ok()?;
+    Some(report)
 }
 
 fn runtime_once(row: &RowSpec, live: &mut Live, ev: Vec<u8>) -> Once {
     let client = live.client.as_mut().ok_or("no Invoke connection")?;
-    let (took, reply) =
+    let (took, mut reply) =
         client.invoke(&ev).map_err(|e| format!("the Invoke connection failed: {e}"))?;
+    let report = row.report_key.as_deref().and_then(|key| take_report(key, &mut reply.body));
+    if row.report_key.is_some() && report.is_none() && reply.function_error.is_none() {
+        return Ok(Invoked {
+            took,
+            verdict: Err(format!("the answer has no report: {}", snippet(&reply.body))),
+            bytes_at: None,
+            report,
+        });
+    }
     let mut verdict = check_reply(&row.check, &ev, &reply);
     let mut bytes_at = None;
     if let Some(mode) = row.response_mode {
@@ -534,14 +612,19 @@ fn runtime_once(row: &RowSpec, live: &mut Live, ev: Vec<u8>) -> Once {
             Err(why) => verdict = verdict.and(Err(why)),
         }
     }
-    Ok(Invoked { took, verdict, bytes_at })
+    Ok(Invoked { took, verdict, bytes_at, report })
 }
 
 /// One invocation straight to `bootstrap serve`'s Invoke API.
 fn serve_once(row: &RowSpec, serving: &mut Serving, ev: Vec<u8>) -> Once {
     let (took, reply) =
         serving.client.invoke(&ev).map_err(|e| format!("the Invoke connection failed: {e}"))?;
-    Ok(Invoked { took, verdict: check_reply(&row.check, &ev, &reply), bytes_at: None })
+    Ok(Invoked {
+        took,
+        verdict: check_reply(&row.check, &ev, &reply),
+        bytes_at: None,
+        report: None,
+    })
 }
 
 /// The delivery of an answer, if it was posted the way the row wants.
@@ -717,6 +800,21 @@ mod tests {
         let two_lines = Check::Text("one\ntwo\n".into());
         assert!(check(&two_lines, &ev, b"one\ntwo\n").is_ok());
         assert!(check(&two_lines, &ev, b"one\n").is_err());
+    }
+
+    #[test]
+    fn a_report_is_taken_out_before_the_check() {
+        let ev = event(3, 0);
+        let mut answer: Value = serde_json::from_slice(&ev).unwrap();
+        answer["echo"] = Value::Bool(true);
+        answer["report"] = serde_json::json!({"minflt": 448});
+        let mut body = serde_json::to_vec(&answer).unwrap();
+        let report = take_report("report", &mut body).unwrap();
+        assert_eq!(report["minflt"], 448);
+        assert!(check(&Check::Echo, &ev, &body).is_ok());
+        let mut plain = ev.clone();
+        assert!(take_report("report", &mut plain).is_none());
+        assert_eq!(plain, ev);
     }
 
     #[test]
