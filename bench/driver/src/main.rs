@@ -11,11 +11,14 @@
 //!
 //! A row spec: `{"lang", "name", "kind": "floor"|"runtime"|"serve", "n", "warmup", "gap_ms",
 //! "check": "echo"|"same"|"text" (with "expect"), "event_bytes", "role": "floor"|"old"|"ric"|"",
-//! "response_mode": "buffered"|"streaming", "attempts": [{"argv": [...], "env": {...},
+//! "response_mode": "buffered"|"streaming", "report_key", "attempts": [{"argv": [...], "env": {...},
 //! "cwd": "...", "note": "..."}]}`. A runtime row gets AWS_LAMBDA_RUNTIME_API on top of `env`;
 //! the first attempt that reaches /next is measured. A row with a `response_mode` must post
 //! its answers that way, and also gets the times of their first and last byte at the server.
 //! A serve row starts `bootstrap serve --port 0` (its first attempt) and invokes it directly.
+//! A row with a `report_key` takes that object (numbers the handler reports) out of each
+//! answer before checking it, and keeps the numbers. Every runtime row's descendants (its
+//! handler processes) are read from /proc while the row is idle, once per turn.
 
 mod client;
 mod http;
