@@ -21,7 +21,7 @@ use super::worker::Worker;
 use super::{Options, child};
 use crate::init::Handler;
 use crate::init::config::Isolation;
-use crate::invocation::error_type::SPAWN_ERROR;
+use crate::invocation::error_type::{SPAWN_ERROR, TIMEOUT};
 use crate::invocation::{Diagnostic, Invocation, OpenStream, Outcome};
 use crate::warn;
 
@@ -121,6 +121,14 @@ impl WorkerSlot {
                 );
                 self.retire_parent();
                 continue;
+            }
+            if !parent.runner().is_healthy() {
+                // Still loading: it is kept, and forks for a later event once loaded.
+                return Err(Diagnostic::new(
+                    TIMEOUT,
+                    "the handler was still loading when the event's deadline came",
+                )
+                .with_hint("make the handler's module-level code faster, or raise the timeout"));
             }
             match parent.fork(until) {
                 Ok(child) => return Ok(child),
