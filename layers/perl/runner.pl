@@ -33,6 +33,12 @@
 # the runner serves the invocations bootstrap sends as frames on fds 3 and 4, as
 # layers/PROTOCOL.md describes (a stream as stream and chunk frames of at most 1 MiB each).
 # STDOUT and STDERR are both the log.
+#
+# Fork (BOOTSTRAP_FRAMED=1 and BOOTSTRAP_ISOLATION=fork): FILE is loaded once by a parent that
+# never calls the handler; it forks a child for each `fork <n>` frame, reports it and waits for
+# it. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4, becomes a process
+# group leader, reseeds rand, says ready, serves one invoke frame as framed mode does and leaves
+# with POSIX::_exit, so that END blocks and destructors run in the parent only.
 
 use strict;
 use warnings;
@@ -578,17 +584,16 @@ sub stream_fail {
 
 # --- The framed protocol ------------------------------------------------------------------
 
-# Load once, then serve invocations from fd 3 until its end.
+# Load once, then serve invocations from fd 3 until its end (or, in fork mode, fork a child
+# for each).
 sub framed {
     delete $ENV{BOOTSTRAP_FRAMED};    # not for the handler's own subprocesses
+    my $fork = (delete $ENV{BOOTSTRAP_ISOLATION} // '') eq 'fork';
+    my $fork_dir = delete $ENV{BOOTSTRAP_FORK_DIR};
+    bad_input("BOOTSTRAP_ISOLATION=fork without BOOTSTRAP_FORK_DIR") if $fork && !length($fork_dir // '');
     require Fcntl;
-    open(my $in, '<&=', 3) or die "runner: cannot open fd 3: $!\n";
-    open(my $out, '>&=', 4) or die "runner: cannot open fd 4: $!\n";
-    for my $fh ($in, $out) {
-        binmode $fh;
-        fcntl($fh, Fcntl::F_SETFD(), Fcntl::FD_CLOEXEC()) or die "runner: fcntl: $!\n";
-    }
-    select((select($out), $| = 1)[0]);       # each print is one whole frame
+    my $in = channel('<', 3);
+    my $out = channel('>', 4);
     select((select(STDOUT), $| = 1)[0]);    # STDOUT is the log
     $FRAMES = $out;
 
@@ -600,23 +605,140 @@ sub framed {
         exit 70;
     };
     send_frame($out, 'ready');
+    fork_parent($in, $out, $code, $fork_dir) if $fork;    # never returns
 
     while (defined(my $header = read_header($in))) {
-        my ($id, $context_len, $event_len) = $header =~ /\Ainvoke (\d+) (\d+) (\d+)\n\z/
-            or bad_input("malformed frame header '$header'");
-        $INVOCATION = $id;
-        my $context = read_exactly($in, $context_len);
-        my $event = read_exactly($in, $event_len);
-        set_invocation_env($context);
-        if ($P5) {
-            p5_serve($code, $event);
-            next;
-        }
-        my $body = eval { call_handler($code, $event) };
-        defined $body ? send_frame($out, 'ok', $body)
-                      : send_frame($out, 'error', diagnostic(caught()));
+        serve($in, $code, $header);
     }
     exit 0;    # end of file: bootstrap retires this worker
+}
+
+# A handle on fd FD (already open), binary, close-on-exec, and flushed at each print.
+sub channel {
+    my ($mode, $fd) = @_;
+    open(my $fh, "$mode&=", $fd) or die "runner: cannot open fd $fd: $!\n";
+    binmode $fh;
+    fcntl($fh, Fcntl::F_SETFD(), Fcntl::FD_CLOEXEC()) or die "runner: fcntl: $!\n";
+    select((select($fh), $| = 1)[0]);    # each print is one whole frame
+    return $fh;
+}
+
+# Answers the invoke frame whose header line is HEADER.
+sub serve {
+    my ($in, $code, $header) = @_;
+    my ($id, $context_len, $event_len) = $header =~ /\Ainvoke (\d+) (\d+) (\d+)\n\z/
+        or bad_input("malformed frame header '$header'");
+    $INVOCATION = $id;
+    my $context = read_exactly($in, $context_len);
+    my $event = read_exactly($in, $event_len);
+    set_invocation_env($context);
+    return p5_serve($code, $event) if $P5;
+    my $body = eval { call_handler($code, $event) };
+    defined $body ? send_frame($FRAMES, 'ok', $body)
+                  : send_frame($FRAMES, 'error', diagnostic(caught()));
+}
+
+# --- Fork mode ----------------------------------------------------------------------------
+
+# Whether this process is a forked child, which must leave with POSIX::_exit.
+my $CHILD;
+
+# The parent: a child for each fork frame, waited for before the next frame is read. It keeps
+# SIGCHLD at its default while it waits (a handler file may have ignored it, which would reap
+# the child before waitpid sees it); the child gets the file's setting back.
+sub fork_parent {
+    my ($in, $out, $code, $dir) = @_;
+    require POSIX;
+    my $file_chld = $SIG{CHLD};
+    $SIG{CHLD} = 'DEFAULT';
+    while (defined(my $header = read_header($in))) {
+        my ($n) = $header =~ /\Afork ([1-9]\d*)\n\z/ or bad_input("malformed frame header '$header'");
+        my $pid = fork // bad_input("cannot fork: $!");
+        fork_child($in, $out, $code, "$dir/$n", $file_chld) if !$pid;    # never returns
+        setpgid($pid);    # the child does too; whichever comes first
+        send_line($out, "child $n $pid");
+        waitpid($pid, 0) == $pid or bad_input("cannot wait for child $n: $!");
+        my $status = $?;
+        send_line($out, $status & 127 ? "signal $n " . ($status & 127) : "exit $n " . ($status >> 8));
+    }
+    exit 0;    # end of file: bootstrap retires this worker
+}
+
+# The child: its own fds 3 and 4, group and random seed, then one invoke frame.
+sub fork_child {
+    my ($in, $out, $code, $path, $file_chld) = @_;
+    $CHILD = 1;
+    $? = 0;    # the status of the parent's previous child
+    close $in;
+    close $out;
+    open_fd(3, POSIX::O_RDONLY(), "$path.in");
+    open_fd(4, POSIX::O_WRONLY(), "$path.out");
+    $in = channel('<', 3);
+    $FRAMES = $out = channel('>', 4);
+    setpgid(0);
+    if (defined $file_chld) { $SIG{CHLD} = $file_chld } else { delete $SIG{CHLD} }
+    srand(random_seed());
+    send_frame($out, 'ready');
+    my $ok = eval {
+        my $header = read_header($in);
+        serve($in, $code, $header) if defined $header;    # end of file: nothing to serve
+        1;
+    };
+    # A die outside the handler's eval (p5's undecodable event) ends the child as it would end
+    # perl, with the message and status perl gives it, but without END blocks.
+    my $status = 0;
+    if (!$ok) {
+        $status = ($! + 0) || ($? >> 8) || 255;
+        print STDERR $@;
+    }
+    leave($status);
+}
+
+# Opens PATH with FLAGS as fd FD (which must be free or unused).
+sub open_fd {
+    my ($fd, $flags, $path) = @_;
+    my $got = POSIX::open($path, $flags) // bad_input("cannot open $path: $!");
+    return if $got == $fd;
+    POSIX::dup2($got, $fd) // bad_input("cannot move $path to fd $fd: $!");
+    POSIX::close($got);
+}
+
+# Writes one of the parent's frames, a header line without bytes.
+sub send_line {
+    my ($out, $line) = @_;
+    local ($,, $\);    # whatever the handler file set them to
+    print {$out} "$line\n" or exit 1;    # bootstrap is gone
+}
+
+sub setpgid {
+    my ($pid) = @_;
+    POSIX::setpgid($pid, $pid);    # fails only once the other side did it, or the child is gone
+}
+
+# A seed from the system's entropy (two children of one parent otherwise draw the same
+# numbers); from the time and pid if /dev/urandom cannot be read.
+sub random_seed {
+    my $bytes = '';
+    if (open(my $random, '<:raw', '/dev/urandom')) {
+        read($random, $bytes, 4);
+        close $random;
+    }
+    return unpack('L', $bytes) if length $bytes == 4;
+    require Time::HiRes;
+    return int(Time::HiRes::time() * 1e6) ^ ($$ << 16);
+}
+
+# Ends the process with STATUS: exit in a framed worker or the parent, POSIX::_exit after
+# flushing the log and fd 4 in a child.
+sub leave {
+    my ($status) = @_;
+    exit $status if !$CHILD;
+    for my $fh (grep { defined } \*STDOUT, \*STDERR, $FRAMES) {
+        my $old = select $fh;
+        $| = 1;    # setting it flushes what is buffered
+        select $old;
+    }
+    POSIX::_exit($status);
 }
 
 # A header line, at most 64 bytes with its newline (a longer one is refused, not cut); undef
@@ -645,7 +767,7 @@ sub read_exactly {
 
 sub bad_input {
     print STDERR "runner: $_[0]\n";
-    exit 1;
+    leave(1);
 }
 
 # The context is a flat JSON object of strings and nulls, written by bootstrap. Read it with a
@@ -676,7 +798,7 @@ sub send_frame {
     my ($out, $verb, $bytes) = @_;
     local ($,, $\);    # whatever the handler set them to
     my $frame = defined $bytes ? "$verb $INVOCATION " . length($bytes) . "\n" . $bytes : "$verb\n";
-    print {$out} $frame or exit 1;    # bootstrap is gone
+    print {$out} $frame or leave(1);    # bootstrap is gone
 }
 
 # Sets each per-event variable the context frame names, or unsets it when null.
