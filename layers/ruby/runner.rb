@@ -28,6 +28,12 @@
 # runner serves the invocations bootstrap sends as frames on fds 3 and 4, as layers/PROTOCOL.md
 # describes. stdout and stderr are both the log. Ruby handlers do not stream (AWS's runtime
 # does not either).
+#
+# Fork (BOOTSTRAP_FRAMED=1 and BOOTSTRAP_ISOLATION=fork): FILE is loaded once by a parent that
+# never calls the handler; it forks a child for each `fork <n>` frame, reports it and waits for
+# it. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4, becomes a process
+# group leader, reseeds Random, says ready, serves one invoke frame as framed mode does and
+# leaves with exit!, so that at_exit hooks and finalizers run in the parent only.
 
 require 'json'
 require 'logger'
@@ -397,9 +403,13 @@ module BootstrapRunner
     exit(status)
   end
 
-  # The framed protocol: load once, then serve invocations from fd 3 until its end.
+  # The framed protocol: load once, then serve invocations from fd 3 until its end (or, in fork
+  # mode, fork a child for each).
   def framed(file, method)
     ENV.delete('BOOTSTRAP_FRAMED') # not for the handler's own subprocesses
+    fork = ENV.delete('BOOTSTRAP_ISOLATION') == 'fork'
+    fork_dir = ENV.delete('BOOTSTRAP_FORK_DIR')
+    abort 'runner: BOOTSTRAP_ISOLATION=fork without BOOTSTRAP_FORK_DIR' if fork && fork_dir.to_s.empty?
     invocations = IO.for_fd(3, 'rb', autoclose: true)
     results = IO.for_fd(4, 'wb', autoclose: true)
     [invocations, results].each { |io| io.close_on_exec = true }
@@ -413,21 +423,93 @@ module BootstrapRunner
       exit(ERROR_EXIT)
     end
     results.write("ready\n")
+    fork_parent(invocations, results, target, fork_dir) if fork # never returns
 
     while (header = invocations.gets("\n", 64))
-      fields = header.chomp("\n").split(' ', -1)
-      unless header.end_with?("\n") && fields.size == 4 && fields[0] == 'invoke' &&
-             fields[1..].all? { |field| field.match?(/\A\d+\z/) }
-        abort "runner: malformed frame header #{header.inspect}"
-      end
-      id = fields[1]
-      context_bytes = read_exactly(invocations, fields[2].to_i)
-      event_bytes = read_exactly(invocations, fields[3].to_i)
-      set_invocation_env(context_bytes)
-      kind, body = invoke(target, event_bytes)
-      send_frame(results, kind.to_s, id, kind == :ok ? body : JSON.generate(body))
+      serve(invocations, results, target, header)
     end
     exit(0) # end of file: bootstrap retires this worker
+  end
+
+  # Answers the invoke frame whose header line is `header`.
+  def serve(invocations, results, target, header)
+    fields = header.chomp("\n").split(' ', -1)
+    unless header.end_with?("\n") && fields.size == 4 && fields[0] == 'invoke' &&
+           fields[1..].all? { |field| field.match?(/\A\d+\z/) }
+      abort "runner: malformed frame header #{header.inspect}"
+    end
+    id = fields[1]
+    context_bytes = read_exactly(invocations, fields[2].to_i)
+    event_bytes = read_exactly(invocations, fields[3].to_i)
+    set_invocation_env(context_bytes)
+    kind, body = invoke(target, event_bytes)
+    send_frame(results, kind.to_s, id, kind == :ok ? body : JSON.generate(body))
+  end
+
+  # Fork mode's parent: a child for each fork frame, waited for before the next frame is read.
+  # SIGCHLD stays at its default while it waits (a handler file that ignores it would have the
+  # child reaped before Process.wait2 sees it); the child gets the file's setting back.
+  def fork_parent(invocations, results, target, dir)
+    file_chld = trap('CHLD', 'SYSTEM_DEFAULT')
+    while (header = invocations.gets("\n", 64))
+      n = header[/\Afork ([1-9]\d*)\n\z/, 1] or abort "runner: malformed frame header #{header.inspect}"
+      pid = Process.fork
+      fork_child(invocations, results, target, "#{dir}/#{n}", file_chld) unless pid # never returns
+      set_child_group(pid)
+      results.write("child #{n} #{pid}\n")
+      _, status = Process.wait2(pid)
+      results.write(status.signaled? ? "signal #{n} #{status.termsig}\n" : "exit #{n} #{status.exitstatus}\n")
+    end
+    exit(0) # end of file: bootstrap retires this worker
+  rescue Errno::EPIPE
+    exit!(1) # bootstrap is gone
+  end
+
+  # Fork mode's child: its own fds 3 and 4, group and random seed, then one invoke frame. It
+  # ends with exit!, the status an exit or abort of the runner's gave, or by the signal that
+  # ended it, as Ruby would end.
+  def fork_child(invocations, results, target, path, file_chld)
+    status = begin
+      invocations.reopen("#{path}.in", 'rb') # fd 3 still, close-on-exec
+      results.reopen("#{path}.out", 'wb')    # fd 4 still, close-on-exec
+      results.sync = true
+      set_child_group(0)
+      trap('CHLD', file_chld || 'SYSTEM_DEFAULT')
+      Random.srand(Random.new_seed)
+      results.write("ready\n")
+      header = invocations.gets("\n", 64)
+      serve(invocations, results, target, header) if header # end of file: nothing to serve
+      0
+    rescue SystemExit => e
+      e.status
+    rescue SignalException => e
+      flush_log
+      trap(e.signo, 'SYSTEM_DEFAULT')
+      Process.kill(e.signo, Process.pid)
+      sleep 1
+      128 + e.signo
+    rescue Exception => e # rubocop:disable Lint/RescueException -- a bug of the runner's
+      warn "runner: #{e.class}: #{e.message}"
+      1
+    end
+    flush_log
+    exit!(status)
+  end
+
+  # Puts the child in a group of its own. Both sides do it, so that it is in place whichever
+  # runs first; it fails only once the child is gone or did it itself.
+  def set_child_group(pid)
+    Process.setpgid(pid, 0)
+  rescue SystemCallError
+    nil
+  end
+
+  def flush_log
+    STDOUT.flush
+    STDERR.flush
+    $stdout.flush if $stdout.respond_to?(:flush)
+  rescue IOError, SystemCallError
+    nil
   end
 
   def read_exactly(io, size)
