@@ -21,6 +21,13 @@
 # subshell (so its `exit`, `cd` or variables stay in that invocation) with fds 3 and 4
 # closed; its stdout is the answer, a non-zero status a Runtime.ExitError. stdout and stderr
 # are both the log. Needs /proc, and GNU head for events over 4 KiB.
+#
+# Fork (BOOTSTRAP_FRAMED=1 and BOOTSTRAP_ISOLATION=fork): FILE is sourced once by a parent
+# that never calls METHOD; for each `fork <n>` frame it starts a background subshell (job
+# control on, so in a process group of its own, with default signal dispositions), reports it
+# and waits for it. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4,
+# reseeds RANDOM, says ready and serves one invoke frame as framed mode does. Its $$ is still
+# the parent's pid (use $BASHPID).
 
 if (( $# != 2 )); then
     printf 'usage: runner.sh FILE METHOD\n' >&2
@@ -30,9 +37,17 @@ __bootstrap_file=$1
 __bootstrap_method=$2
 __bootstrap_id=0    # the invocation being answered; 0 is the load
 
+__bootstrap_fork_dir=
 if [[ ${BOOTSTRAP_FRAMED-} == 1 ]]; then
     __bootstrap_framed=1
-    unset BOOTSTRAP_FRAMED    # not for the handler's own commands
+    if [[ ${BOOTSTRAP_ISOLATION-} == fork ]]; then
+        __bootstrap_fork_dir=${BOOTSTRAP_FORK_DIR-}
+        if [[ -z $__bootstrap_fork_dir ]]; then
+            printf 'runner: BOOTSTRAP_ISOLATION=fork without BOOTSTRAP_FORK_DIR\n' >&2
+            exit 1
+        fi
+    fi
+    unset BOOTSTRAP_FRAMED BOOTSTRAP_ISOLATION BOOTSTRAP_FORK_DIR    # not for the handler's own commands
 else
     __bootstrap_framed=
     # The whole event at once (a builtin read, fast even for 6 MB).
@@ -200,7 +215,7 @@ __bootstrap_context_env() {
 # Sends the handler's stdout (the file behind fd $__bootstrap_out) as an ok frame, byte
 # for byte: up to 64 KiB without a NUL byte read by the shell itself, else by wc and cat.
 __bootstrap_send_output() {
-    local LC_ALL=C output file=/proc/$$/fd/$__bootstrap_out
+    local LC_ALL=C output file=/proc/$BASHPID/fd/$__bootstrap_out
     if ! IFS= read -r -d '' -n 65536 output <"$file"; then
         __bootstrap_send ok "$output"
     else
@@ -214,11 +229,8 @@ __bootstrap_tmp=$(command mktemp) || __bootstrap_bad_input "cannot create a temp
 exec {__bootstrap_out}<>"$__bootstrap_tmp"
 command rm -f -- "$__bootstrap_tmp"
 
-printf 'ready\n' >&4
-
-# A header line is at most 64 bytes with its newline: `read -N 64` would cut a longer one, so
-# a line that did not end within them is refused.
-while IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; do
+# Answers the invoke frame whose header line (without its newline) is __bootstrap_header.
+__bootstrap_serve() {
     (( ${#__bootstrap_header} < 64 )) || __bootstrap_bad_input "a frame header line over 64 bytes"
     [[ $__bootstrap_header =~ ^invoke\ ([0-9]+)\ ([0-9]+)\ ([0-9]+)$ ]] ||
         __bootstrap_bad_input "malformed frame header"
@@ -228,13 +240,67 @@ while IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; do
     __bootstrap_read_event $((10#$__bootstrap_elen))
     __bootstrap_context_env
 
-    __bootstrap_call >|"/proc/$$/fd/$__bootstrap_out" {__bootstrap_out}<&- 3<&- 4>&-
+    __bootstrap_call >|"/proc/$BASHPID/fd/$__bootstrap_out" {__bootstrap_out}<&- 3<&- 4>&-
     __bootstrap_status=$?
     if (( __bootstrap_status == 0 )); then
         __bootstrap_send_output
     else
         __bootstrap_diagnose Runtime.ExitError "handler returned status $__bootstrap_status"
         __bootstrap_send error "$__bootstrap_error"
+    fi
+}
+
+# A fork mode child (a background subshell): its own fds 3 and 4, a fresh RANDOM, then one
+# invoke frame. Job control is off again in here, so what the handler starts stays in its group.
+__bootstrap_child() {
+    set +m
+    exec 3<&- 4>&-
+    exec 3<"$__bootstrap_fork_dir/$__bootstrap_n.in" 4>"$__bootstrap_fork_dir/$__bootstrap_n.out" ||
+        __bootstrap_bad_input "cannot open the fifos of child $__bootstrap_n"
+    # From getrandom (SRANDOM, bash 5.1+), else from the pid and the time, without a process.
+    if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )); then
+        RANDOM=$SRANDOM
+    else
+        __bootstrap_now=${EPOCHREALTIME-$SECONDS}
+        RANDOM=$(( BASHPID * 1000003 ^ 10#0${__bootstrap_now//[!0-9]/} ))
+    fi
+    printf 'ready\n' >&4
+    IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header || exit 0    # end of file: nothing to serve
+    __bootstrap_serve
+    exit 0
+}
+
+printf 'ready\n' >&4
+
+# A header line is at most 64 bytes with its newline: `read -N 64` would cut a longer one, so
+# a line that did not end within them is refused.
+if [[ -z $__bootstrap_fork_dir ]]; then
+    while IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; do
+        __bootstrap_serve
+    done
+    exit 0    # end of file: bootstrap retires this worker
+fi
+
+# Fork mode's parent. `wait -f` (bash 5.1+) waits for the child to end, not only to stop, but
+# then reports the stop: the second `wait` gives the status it ended with. Both are quiet, not
+# to log "Killed" when bootstrap kills a child.
+__bootstrap_wait_f=
+(( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )) && __bootstrap_wait_f=-f
+set -m    # each background job in a process group of its own
+while IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; do
+    (( ${#__bootstrap_header} < 64 )) || __bootstrap_bad_input "a frame header line over 64 bytes"
+    [[ $__bootstrap_header =~ ^fork\ ([1-9][0-9]*)$ ]] || __bootstrap_bad_input "malformed frame header"
+    __bootstrap_n=${BASH_REMATCH[1]}
+    __bootstrap_child &
+    __bootstrap_pid=$!
+    printf 'child %s %s\n' "$__bootstrap_n" "$__bootstrap_pid" >&4 || exit 1
+    wait $__bootstrap_wait_f "$__bootstrap_pid" 2>/dev/null
+    wait "$__bootstrap_pid" 2>/dev/null
+    __bootstrap_status=$?
+    if (( __bootstrap_status > 128 )); then    # the child itself exits 0 or 1 only
+        printf 'signal %s %d\n' "$__bootstrap_n" $(( __bootstrap_status - 128 )) >&4 || exit 1
+    else
+        printf 'exit %s %d\n' "$__bootstrap_n" "$__bootstrap_status" >&4 || exit 1
     fi
 done
 exit 0    # end of file: bootstrap retires this worker
