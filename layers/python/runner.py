@@ -738,11 +738,11 @@ def _fork_children(control, reports, fork_dir, serve):
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            status = 1
-            try:
-                status = _become_child(fork_dir, child.decode(), serve)
-            finally:
-                os._exit(status)  # never the parent's exit hooks
+            os._exit(_child_status(lambda: _become_child(fork_dir, child.decode(), serve)))
+        try:
+            os.setpgid(pid, pid)  # as the child does: a group of its own before it is named
+        except OSError:
+            pass  # it did so already, or has exited
         reports.write(b"child %s %d\n" % (child, pid))
         reports.flush()
         _, status = os.waitpid(pid, 0)
@@ -751,6 +751,26 @@ def _fork_children(control, reports, fork_dir, serve):
         else:
             reports.write(b"exit %s %d\n" % (child, os.waitstatus_to_exitcode(status)))
         reports.flush()
+
+
+def _child_status(run):
+    """The exit status of a child that runs `run`, as `python` would exit with it: its
+    SystemExit's code (a message is printed, status 1), 1 after any other exception. The child
+    then leaves with os._exit: the parent's exit hooks are not its own."""
+    try:
+        status = run()
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            status = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            status = 1
+    except BaseException:  # noqa: B902 - whatever escaped, as the interpreter would report it
+        traceback.print_exc()
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return status & 0xFF
 
 
 def _become_child(fork_dir, child, serve):

@@ -27,7 +27,7 @@
 # control on, so in a process group of its own, with default signal dispositions), reports it
 # and waits for it. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4,
 # reseeds RANDOM, says ready and serves one invoke frame as framed mode does. Its $$ is still
-# the parent's pid (use $BASHPID).
+# the parent's pid (use $BASHPID); a signal sent to $$ is passed on to the event's child.
 
 if (( $# != 2 )); then
     printf 'usage: runner.sh FILE METHOD\n' >&2
@@ -287,6 +287,18 @@ fi
 __bootstrap_wait_f=
 (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )) && __bootstrap_wait_f=-f
 set -m    # each background job in a process group of its own
+# `$$` in a child is still the parent's pid: a handler that signals "itself" with `kill $$`
+# signals the parent, which passes the signal on to the child serving the event, so that it
+# ends that event as it would end a process of its own. (A trap is reset in the child.)
+__bootstrap_pid= __bootstrap_trapped=
+__bootstrap_forward() {
+    __bootstrap_trapped=1
+    [[ -n $__bootstrap_pid ]] && kill -s "$1" "$__bootstrap_pid" 2>/dev/null
+}
+for __bootstrap_signal in HUP INT QUIT ABRT SEGV TERM USR1 USR2 ALRM; do
+    # shellcheck disable=SC2064 # the signal's name, now
+    trap "__bootstrap_forward $__bootstrap_signal" "$__bootstrap_signal"
+done
 while IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; do
     (( ${#__bootstrap_header} < 64 )) || __bootstrap_bad_input "a frame header line over 64 bytes"
     [[ $__bootstrap_header =~ ^fork\ ([1-9][0-9]*)$ ]] || __bootstrap_bad_input "malformed frame header"
@@ -294,9 +306,13 @@ while IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; do
     __bootstrap_child &
     __bootstrap_pid=$!
     printf 'child %s %s\n' "$__bootstrap_n" "$__bootstrap_pid" >&4 || exit 1
-    wait $__bootstrap_wait_f "$__bootstrap_pid" 2>/dev/null
+    # A trapped signal ends a `wait` early, with the child still running: wait again.
+    while wait $__bootstrap_wait_f "$__bootstrap_pid" 2>/dev/null; [[ -n $__bootstrap_trapped ]]; do
+        __bootstrap_trapped=
+    done
     wait "$__bootstrap_pid" 2>/dev/null
     __bootstrap_status=$?
+    __bootstrap_pid=
     if (( __bootstrap_status > 128 )); then    # the child itself exits 0 or 1 only
         printf 'signal %s %d\n' "$__bootstrap_n" $(( __bootstrap_status - 128 )) >&4 || exit 1
     else

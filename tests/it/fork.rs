@@ -15,27 +15,83 @@ use crate::support::*;
 /// `<pid> <parent pid> <events seen by this process> <LEAKED before> <cwd before> <init draw>
 /// <event draw>`. `{"do": ...}` makes it exit 3, kill itself, hang, or start a daemon in a
 /// session of its own and answer its pid.
-const PROBES: [(&str, &str, &str); 1] = [(
-    "python3",
-    "probe.py",
-    "import os, random, subprocess, time\n\
-     with open('init.count', 'a') as f:\n    f.write('x\\n')\n\
-     STATE = {'events': 0}\n\
-     INIT_DRAW = random.random()\n\
-     def handler(event, context):\n    \
-         do = event.get('do') if isinstance(event, dict) else None\n    \
-         if do == 'exit':\n        os._exit(3)\n    \
-         if do == 'kill':\n        os.kill(os.getpid(), 9)\n    \
-         if do == 'hang':\n        time.sleep(60)\n    \
-         if do == 'spawn':\n        \
-             return str(subprocess.Popen(['sleep', '1000'], start_new_session=True).pid)\n    \
-         STATE['events'] += 1\n    \
-         seen, cwd = os.environ.get('LEAKED', '-'), os.getcwd()\n    \
-         os.environ['LEAKED'] = 'yes'\n    \
-         os.chdir('/')\n    \
-         return '%d %d %d %s %s %r %r' % (os.getpid(), os.getppid(), STATE['events'], seen, cwd, \
-         INIT_DRAW, random.random())\n",
-)];
+const PROBES: [(&str, &str, &str); 4] = [
+    (
+        "python3",
+        "probe.py",
+        "import os, random, subprocess, time\n\
+         with open('init.count', 'a') as f:\n    f.write('x\\n')\n\
+         STATE = {'events': 0}\n\
+         INIT_DRAW = random.random()\n\
+         def handler(event, context):\n    \
+             do = event.get('do') if isinstance(event, dict) else None\n    \
+             if do == 'exit':\n        os._exit(3)\n    \
+             if do == 'kill':\n        os.kill(os.getpid(), 9)\n    \
+             if do == 'hang':\n        time.sleep(60)\n    \
+             if do == 'spawn':\n        \
+                 return str(subprocess.Popen(['sleep', '1000'], start_new_session=True).pid)\n    \
+             STATE['events'] += 1\n    \
+             seen, cwd = os.environ.get('LEAKED', '-'), os.getcwd()\n    \
+             os.environ['LEAKED'] = 'yes'\n    \
+             os.chdir('/')\n    \
+             return '%d %d %d %s %s %r %r' % (os.getpid(), os.getppid(), STATE['events'], seen, \
+             cwd, INIT_DRAW, random.random())\n",
+    ),
+    (
+        "perl",
+        "probe.pl",
+        "use strict;\nuse Cwd ();\nuse POSIX ();\n\
+         open(my $f, '>>', 'init.count') or die $!; print $f \"x\\n\"; close $f;\n\
+         our $events = 0;\nmy $init_draw = rand();\n\
+         sub handler {\n    my ($e) = @_;\n    \
+             POSIX::_exit(3) if $e =~ /\"do\":\"exit\"/;\n    \
+             kill 9, $$ if $e =~ /\"do\":\"kill\"/;\n    \
+             sleep 60 if $e =~ /\"do\":\"hang\"/;\n    \
+             if ($e =~ /\"do\":\"spawn\"/) {\n        my $pid = fork();\n        \
+                 if ($pid == 0) { POSIX::setsid(); open(STDOUT, '>', '/dev/null'); exec('sleep', '1000'); POSIX::_exit(1) }\n        \
+                 return \"$pid\";\n    }\n    \
+             $events++;\n    my ($seen, $cwd) = ($ENV{LEAKED} // '-', Cwd::getcwd());\n    \
+             $ENV{LEAKED} = 'yes';\n    chdir '/';\n    \
+             return join ' ', $$, getppid(), $events, $seen, $cwd, $init_draw, rand();\n}\n1;\n",
+    ),
+    (
+        "ruby",
+        "probe.rb",
+        "File.open('init.count', 'a') { |f| f.puts 'x' }\n\
+         $events = 0\nINIT_DRAW = rand\n\
+         def handler(event:, context:)\n  \
+           case event.is_a?(Hash) && event['do']\n  \
+           when 'exit' then exit!(3)\n  \
+           when 'kill' then Process.kill(9, Process.pid)\n  \
+           when 'hang' then sleep 60\n  \
+           when 'spawn' then return Process.spawn('setsid', 'sleep', '1000', out: File::NULL).to_s\n  \
+           end\n  \
+           $events += 1\n  seen, cwd = ENV['LEAKED'] || '-', Dir.pwd\n  \
+           ENV['LEAKED'] = 'yes'\n  Dir.chdir('/')\n  \
+           [Process.pid, Process.ppid, $events, seen, cwd, INIT_DRAW, rand].join(' ')\n\
+         end\n",
+    ),
+    (
+        // bash runs the function in a subshell of the forked child: the probe names that child
+        // (its parent) and the loaded runner (its grandparent).
+        "bash",
+        "probe.sh",
+        "echo x >> init.count\nevents=0\ninit_draw=$RANDOM$RANDOM\n\
+         parent_of() { local stat; read -r stat < /proc/$1/stat; stat=${stat##*) }; set -- $stat; echo $2; }\n\
+         handler() {\n  \
+           case $1 in\n    \
+             *'\"do\":\"exit\"'*) exit 3 ;;\n    \
+             *'\"do\":\"kill\"'*) kill -9 $BASHPID ;;\n    \
+             *'\"do\":\"hang\"'*) sleep 60 ;;\n    \
+             *'\"do\":\"spawn\"'*) setsid sleep 1000 >/dev/null 2>&1 & printf '%s' $!; return ;;\n  \
+           esac\n  \
+           events=$((events + 1))\n  local seen=${LEAKED:--} cwd=$PWD\n  \
+           export LEAKED=yes\n  cd /\n  \
+           local me=$BASHPID child; child=$(parent_of $me)\n  \
+           printf '%s %s %s %s %s %s %s' $child $(parent_of $child) $events $seen $cwd $init_draw $RANDOM$RANDOM\n\
+         }\n",
+    ),
+];
 
 /// The config that forks every language's runner.
 fn forking() -> String {
@@ -122,10 +178,12 @@ fn a_child_that_crashes_exits_or_times_out_never_costs_the_loaded_parent() {
             "Runtime.ExitError",
             &["3"],
         );
+        // bash's function runs in a subshell of the child, whose death is its status.
+        let killed = if program == "bash" { "status 137" } else { "SIGKILL" };
         assert_error(
             &run.error_for(Event::new("kill", r#"{"do":"kill"}"#)),
             "Runtime.ExitError",
-            &["SIGKILL"],
+            &[killed],
         );
         let hang = Event::new("hang", r#"{"do":"hang"}"#).deadline_in(Duration::from_millis(700));
         assert_error(&run.error_for(hang), "Runtime.Timeout", &[]);

@@ -31,7 +31,7 @@ fn hostile_events_never_run_as_code_in_any_language() {
         ("node", "node/echo.js", "echo.js"),
     ];
     let handlers = handlers.into_iter().filter(|(program, ..)| have(program));
-    let runs = handlers.flat_map(|h| MODES.map(|mode| (h, mode)));
+    let runs = handlers.flat_map(|h| ALL_MODES.map(|mode| (h, mode)));
     for ((program, fixture, file), mode) in runs {
         let run = Lambda::new().fixture(fixture, file).mode(mode).start("echo.handler");
         let marker = run.file("pwned").display().to_string();

@@ -37,7 +37,7 @@ fn serve_each_mode(
     event: Event,
 ) -> Vec<(Mode, Post, String)> {
     let log_has: &[&str] = if fixture == "echo" { &[ECHO_LOG_LINE] } else { &[] };
-    MODES
+    ALL_MODES
         .into_iter()
         .map(|mode| {
             let lambda = language(lang, ext, fixture, "handler", mode);
@@ -166,7 +166,7 @@ fn a_missing_method_is_handler_not_found() {
         if !have(program) {
             continue;
         }
-        for mode in MODES {
+        for mode in ALL_MODES {
             let run = language(lang, ext, "echo", "h", mode).start("h.nosuchmethod");
             // A framed runner finds out at load, before any event: an init error, as on AWS;
             // a plain process loads the handler with each event, so it is that event's error.
@@ -240,7 +240,7 @@ fn every_language_recovers_from_a_hang_a_crash_and_an_exit() {
     let threads: Vec<_> = cases
         .into_iter()
         .filter(|(program, _, _)| have(program))
-        .flat_map(|(_, lang, ext)| MODES.map(|mode| (lang, ext, mode)))
+        .flat_map(|(_, lang, ext)| ALL_MODES.map(|mode| (lang, ext, mode)))
         .map(|(lang, ext, mode)| {
             std::thread::spawn(move || {
                 let run = language(lang, ext, "misbehave", "m", mode).start("m.handler");

@@ -411,6 +411,8 @@ pub enum Mode {
 }
 
 pub const MODES: [Mode; 3] = [Mode::Plain, Mode::Ahead, Mode::Warm];
+/// Every mode, fork mode included (where Node runs ahead: it cannot fork).
+pub const ALL_MODES: [Mode; 4] = [Mode::Plain, Mode::Ahead, Mode::Warm, Mode::Fork];
 
 /// The five built-in runners: (name, extensions, program, runner under `layers/`).
 const RUNNERS: [(&str, &str, &str, &str); 5] = [
