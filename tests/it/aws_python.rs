@@ -129,7 +129,7 @@ fn a_module_that_is_not_there_is_an_import_module_error_naming_it() {
         ("pkg.nothing.handler", "pkg.nothing", "pkg.nothing"),
         ("pkg/nothing.handler", "pkg/nothing", "pkg.nothing"),
     ];
-    for mode in MODES {
+    for mode in ALL_MODES {
         for (handler, named, python) in cases {
             // A Python file at the top lets bootstrap leave the missing module to the runner.
             let root = task_root(mode, &["context.py", "pkg/__init__.py", "pkg/helper.py"]);
@@ -145,7 +145,7 @@ fn a_missing_dependency_is_an_import_module_error_of_the_handler_module() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &["missing_dependency.py"]);
         let served = load_error(mode, root, "missing_dependency.handler");
         let message = "Unable to import module 'missing_dependency': \
@@ -159,7 +159,7 @@ fn a_syntax_error_is_a_user_code_syntax_error_with_its_file_and_line() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &["syntax_error.py"]);
         let served = load_error(mode, root, "syntax_error.syntax_error");
         let body = served.posts[0].json();
@@ -190,7 +190,7 @@ fn a_function_the_module_does_not_have_is_handler_not_found() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served = load_error(mode, task_root(mode, &["wrong_name.py"]), "wrong_name.my_handler");
         let message = "Handler 'my_handler' missing on module 'wrong_name'";
         assert_load_error(&served, mode, "Runtime.HandlerNotFound", message);
@@ -202,7 +202,7 @@ fn a_built_in_module_name_is_a_built_in_module_conflict() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served = load_error(mode, task_root(mode, &["context.py"]), "sys.hello");
         let message = "Cannot use built-in module sys as a handler module";
         assert_load_error(&served, mode, "Runtime.BuiltInModuleConflict", message);
@@ -216,7 +216,7 @@ fn a_handler_name_without_a_dot_is_a_malformed_handler_name() {
     }
     // bootstrap refuses such a _HANDLER itself; `env` gives the runner one, as awslambdaric
     // would get it, to show what the runner says.
-    for mode in MODES {
+    for mode in ALL_MODES {
         let config = python_config(mode, &["env", "_HANDLER=bad_handler"], "");
         let root = task_root(mode, &["context.py"]).write("interpreters.toml", &config);
         let served = load_error(mode, root, "context.handler");
@@ -230,7 +230,7 @@ fn an_exception_at_import_is_reported_with_its_class_and_the_import_traceback() 
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served =
             load_error(mode, task_root(mode, &["init_failure.py"]), "init_failure.handler");
         let body = served.posts[0].json();
@@ -263,7 +263,7 @@ fn dotted_slashed_and_package_handler_names_import_as_awslambdaric_does() {
     }
     let fixtures = ["pkg/__init__.py", "pkg/helper.py", "pkg/module.py", "dir/module.py"];
     let greeting = "relative imports work";
-    for mode in MODES {
+    for mode in ALL_MODES {
         let module = json!({"module": "pkg.module", "greeting": greeting, "again": greeting});
         let file = "<root>/dir/module.py";
         let cases = [
@@ -306,7 +306,7 @@ fn awslambdaric_s_slash_and_built_in_name_fixtures_resolve_and_are_called() {
             "tests.test_built_in_module_name.sys.my_handler",
         ),
     ];
-    for mode in MODES {
+    for mode in ALL_MODES {
         for (fixture, handler) in cases {
             let served = serve_one(mode, &[fixture], handler, &[], "r1");
             let body = served.posts[0].json();
@@ -323,7 +323,7 @@ fn a_handler_exception_posts_its_class_message_request_id_and_traceback() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served = serve_one(
             mode,
             &["errors.py"],
@@ -356,7 +356,7 @@ fn an_exception_without_a_message_posts_an_empty_message() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served =
             serve_one(mode, &["errors.py"], "errors.raise_empty_message", &[], "[ERROR] MyError");
         let body = served.posts[0].json();
@@ -370,7 +370,7 @@ fn a_multi_line_error_message_is_posted_whole_and_logged_as_one_record() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served = serve_one(mode, &["errors.py"], "errors.multi_line", &[], "[ERROR] Runtime");
         let body = served.posts[0].json();
         assert_eq!(body["errorMessage"], "first line\nsecond line", "{mode:?}");
@@ -390,7 +390,7 @@ fn the_traceback_keeps_every_frame_of_the_handler_s_code() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served = serve_one(mode, &["errors.py"], "errors.nested", &[], "r1");
         let file = served.root.file("errors.py").display().to_string();
         let want = json!({
@@ -409,7 +409,7 @@ fn an_import_error_inside_the_handler_is_the_handler_s_own_error() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served = serve_one(mode, &["errors.py"], "errors.unable_to_import_module", &[], "r1");
         let body = served.posts[0].json();
         assert_eq!(body["errorType"], "ModuleNotFoundError", "{mode:?}: {body}");
@@ -436,7 +436,7 @@ fn an_event_that_is_not_json_is_an_unmarshal_error_worded_as_simplejson_words_it
             "'utf-8' codec can't decode byte 0x89 in position 0: invalid start byte",
         ),
     ];
-    for mode in MODES {
+    for mode in ALL_MODES {
         let events = cases
             .iter()
             .enumerate()
@@ -459,7 +459,7 @@ fn a_result_json_cannot_encode_is_a_marshal_error() {
         return;
     }
     let cases = [("errors.invalid_json_response", "type"), ("errors.set_response", "set")];
-    for mode in MODES {
+    for mode in ALL_MODES {
         for (handler, kind) in cases {
             let served = serve_one(mode, &["errors.py"], handler, &[], "r1");
             let message = format!(
@@ -487,7 +487,7 @@ fn results_are_encoded_byte_for_byte_as_awslambdaric_encodes_them() {
         ("responses.nothing", b"null"),
         ("responses.tuple_value", br#"{"t": [1, "a"], "1": true, "null": false}"#),
     ];
-    for mode in MODES {
+    for mode in ALL_MODES {
         for (handler, want) in cases {
             let served = serve_one(mode, &["responses.py"], handler, &[], "r1");
             let post = &served.posts[0];
@@ -512,7 +512,7 @@ fn non_ascii_text_is_kept_on_python_3_12_and_later_and_escaped_before() {
         ("AWS_Lambda_python3.11", r#"{"price": "\u00a31.00"}"#),
         ("AWS_Lambda_python3.9", r#"{"price": "\u00a31.00"}"#),
     ];
-    for mode in MODES {
+    for mode in ALL_MODES {
         for (execution_env, want) in cases {
             let env = [("AWS_EXECUTION_ENV", Some(execution_env))];
             let served = serve_one(mode, &["responses.py"], "responses.price", &env, "r1");
@@ -543,7 +543,7 @@ fn the_context_has_every_field_of_awslambdaric_s_lambda_context() {
         ("AWS_LAMBDA_LOG_GROUP_NAME", Some("log-group-name1")),
         ("AWS_LAMBDA_LOG_STREAM_NAME", Some("log-stream-name1")),
     ];
-    for mode in MODES {
+    for mode in ALL_MODES {
         let event = Event::new("invoke-id1", "{}")
             .header("Lambda-Runtime-Client-Context", CLIENT_CONTEXT)
             .header("Lambda-Runtime-Cognito-Identity", COGNITO_IDENTITY)
@@ -591,7 +591,7 @@ fn without_optional_headers_identity_is_empty_and_client_context_is_none() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served = serve_one(mode, &["context.py"], "context.handler", &[], "r1");
         let body = served.posts[0].json();
         assert_eq!(body["identity"], json!([null, null]), "{mode:?}: {body}");
@@ -614,7 +614,7 @@ fn a_client_context_or_identity_that_is_not_json_is_a_context_unmarshal_error() 
         ("Lambda-Runtime-Client-Context", "invalid_client_context_not_json", "Client Context"),
         ("Lambda-Runtime-Cognito-Identity", "invalid_cognito_identity", "Cognito Identity"),
     ];
-    for mode in MODES {
+    for mode in ALL_MODES {
         for (header, value, what) in cases {
             let event = Event::new("r1", "{}").header(header, value);
             let served =
@@ -633,7 +633,7 @@ fn the_root_logger_writes_aws_s_text_records_with_the_current_request_id() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let events = vec![Event::new("r1", "{}"), Event::new("r2", "{}")];
         let served = task_root(mode, &["logs.py"]).serve("logs.handler", events, &["done r2"]);
         let log = &served.log;
@@ -685,7 +685,7 @@ fn the_root_level_is_warning_unless_aws_lambda_log_level_names_one() {
         (Some("bogus"), &["WARNING", "ERROR"]),
     ];
     let all = ["DEBUG", "INFO", "WARNING", "ERROR"];
-    for mode in MODES {
+    for mode in ALL_MODES {
         for (setting, shown) in cases {
             let env = [("AWS_LAMBDA_LOG_LEVEL", setting)];
             let served = task_root(mode, &["quiet_logs.py"]).envs(&env).serve(
@@ -709,7 +709,7 @@ fn the_json_format_writes_aws_s_json_records() {
         return;
     }
     let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON")), ("AWS_LAMBDA_LOG_LEVEL", Some("INFO"))];
-    for mode in MODES {
+    for mode in ALL_MODES {
         let event = Event::new("r1", "{}").header("Lambda-Runtime-Aws-Tenant-Id", "blue");
         let served = task_root(mode, &["logs.py"]).envs(&env).serve(
             "logs.handler",
@@ -759,7 +759,7 @@ fn under_the_json_format_a_failure_is_logged_as_its_error_document() {
         return;
     }
     let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))];
-    for mode in MODES {
+    for mode in ALL_MODES {
         let served =
             serve_one(mode, &["errors.py"], "errors.raise_exception_handler", &env, "log_level");
         let record = served
@@ -781,7 +781,7 @@ fn bootstrap_s_settings_stay_out_of_the_handler_s_environment() {
     if !have("python3") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let config = python_config(mode, &[], "convention = \"some-convention\"\n");
         let root = task_root(mode, &["environment.py"]).write("interpreters.toml", &config);
         let event = Event::new("r1", "{}").header("Lambda-Runtime-Trace-Id", "Root=1-abc");
@@ -835,7 +835,7 @@ fn modules_of_the_function_s_layers_under_opt_python_come_after_the_task_root() 
         .write("python/from_layer_root.py", "WHERE = \"/opt/python\"\n")
         .write("python/shadowed.py", "WHERE = \"the layer\"\n")
         .write(&format!("{site_packages}/from_layer_site_packages.py"), "WHERE = \"site\"\n");
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &["layered.py", "shadowed.py"]);
         let mount = "mount --bind \"$0\" /opt && exec \"$@\"";
         let unshare = ["unshare", "--mount", "sh", "-c", mount].map(OsStr::new);
@@ -860,7 +860,7 @@ fn without_handler_in_the_environment_the_module_is_named_from_file_and_method()
     }
     let fixtures = ["pkg/__init__.py", "pkg/helper.py", "pkg/module.py", "context.py"];
     let greeting = "relative imports work";
-    for mode in MODES {
+    for mode in ALL_MODES {
         let config = python_config(mode, &["env", "-u", "_HANDLER"], "");
         let root = task_root(mode, &fixtures).write("interpreters.toml", &config);
         let served = root.serve("pkg.module.handler", vec![Event::new("r1", "{}")], &["r1"]);

@@ -44,7 +44,7 @@ fn a_keyword_handler_gets_the_decoded_event_and_its_result_is_json_encoded() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb")]);
         let got = root.response_json("core.ping", r#"{"msg":"x"}"#, mode);
         assert_eq!(got, json!({"msg": "pong[x]"}), "{mode:?}");
@@ -62,7 +62,7 @@ fn a_class_method_is_named_file_dot_module_path_dot_method() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb"), ("aws/app.rb", "app.rb")]);
         assert_eq!(root.response_json("app.App::Handler.process", "{}", mode), json!("success"));
         let event = r#"{"msg":"m"}"#;
@@ -78,7 +78,7 @@ fn a_handler_file_in_a_subdirectory_or_with_underscores_is_found() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(
             mode,
             &[("aws/underscore_file.rb", "underscore_file.rb"), ("aws/app.rb", "lib/app.rb")],
@@ -95,7 +95,7 @@ fn a_handler_without_keywords_gets_event_and_context_as_one_hash() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/positional.rb", "positional.rb")]);
         let got = root.response_json("positional.one", r#"{"k":1}"#, mode);
         let want =
@@ -111,7 +111,7 @@ fn results_are_encoded_with_to_json_as_aws_encodes_them() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/results.rb", "results.rb"), ("aws/unicode.rb", "u.rb")]);
         assert_eq!(root.post_for("results.nothing", "{}").body_text(), "null", "{mode:?}");
         assert_eq!(root.post_for("results.text", "{}").body_text(), r#""say \"hi\"""#);
@@ -131,7 +131,7 @@ fn a_result_to_json_refuses_is_the_handlers_generator_error() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/results.rb", "results.rb")]);
         for method in ["not_a_number", "not_utf8"] {
             let post = root.post_for(&format!("results.{method}"), "{}");
@@ -146,7 +146,7 @@ fn an_io_result_is_sent_as_its_bytes() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb")]);
         let post = root.post_for("core.io", "{}");
         assert_eq!(post.body_text(), "This is IO!", "{mode:?}: {}", post.path);
@@ -158,7 +158,7 @@ fn a_handler_file_may_replace_the_marshaller_as_on_aws() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(
             mode,
             &[
@@ -185,7 +185,7 @@ fn the_context_has_aws_lambda_rics_accessors() {
         return;
     }
     let env = FUNCTION_VARIABLES;
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/ctx.rb", "ctx.rb")]);
         let deadline = "4102444800000"; // 2100-01-01
         let event = Event::new("ctx-1", "{}")
@@ -213,7 +213,7 @@ fn identity_and_client_context_are_decoded_and_absent_ones_are_nil() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/ctx.rb", "ctx.rb")]);
         let identity = r#"{"cognitoIdentityId":"id-1","cognitoIdentityPoolId":"pool-1"}"#;
         let with_identity =
@@ -241,7 +241,7 @@ fn each_event_sets_its_own_request_and_trace_ids_and_the_runner_leaves_no_trace_
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/env.rb", "env.rb")]);
         let events = vec![
             Event::new("r1", "{}").header("Lambda-Runtime-Trace-Id", "Root=1-a"),
@@ -273,7 +273,7 @@ fn a_handlers_exception_is_function_class_with_its_message_its_frames_and_the_ri
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb")]);
         let logged =
             ["Error raised from handler method", "\"errorType\": \"Function<ArgumentError>\""];
@@ -298,7 +298,7 @@ fn a_missing_method_is_a_no_method_error_when_the_event_runs_not_an_init_error()
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/core.rb", "core.rb")]);
         let logged = ["Critical exception from handler"];
         let Served { posts, .. } = root.serve("core.nosuch", vec![Event::new("r1", "{}")], &logged);
@@ -318,7 +318,7 @@ fn exit_and_endless_recursion_are_the_handlers_errors_and_the_next_event_still_r
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/pandoras_box.rb", "pandoras_box.rb")]);
         for (method, error_type, message) in [
             ("hard_exit", "Function<SystemExit>", "exit"),
@@ -342,7 +342,7 @@ fn code_that_does_not_load_is_an_init_error_named_after_its_class() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/bad_dependency.rb", "bad_dependency.rb")])
             .write("name_error.rb", "Undefined::Thing\n\ndef handler(event:, context:)\n  1\nend\n")
             .write("exits.rb", "exit 3\n");
@@ -372,7 +372,7 @@ fn a_syntax_error_is_init_syntax_error_with_the_line_where_the_runner_loads_the_
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let post = syntax_error(mode, &task_root(mode, &[("syntax.rb", "syntax.rb")]));
         assert!(post.body_text().contains("syntax error"), "{mode:?}: {}", post.body_text());
     }
@@ -383,7 +383,7 @@ fn a_missing_handler_file_is_the_load_error_aws_reports() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/core.rb", "other.rb")]);
         let (post, _) = load_error(mode, &root, "app.handler");
         assert_error(&post, "Init<LoadError>", &["cannot load such file -- app"]);
@@ -395,7 +395,7 @@ fn a_handler_name_aws_splits_into_four_parts_is_an_init_argument_error() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         // AWS splits the whole name at every dot, directories included.
         let root = task_root(mode, &[("aws/app.rb", "dir.v1/app.rb")]);
         let (post, _) = load_error(mode, &root, "dir.v1/app.App.process");
@@ -422,7 +422,7 @@ fn puts_print_stdout_stderr_and_subprocesses_go_to_the_log_never_the_response() 
         "\"p line\"",
         "subprocess line",
     ];
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/output.rb", "output.rb")]);
         let Served { posts, log, .. } =
             root.serve("output.handler", vec![Event::new("r1", "{}")], &lines);
@@ -438,7 +438,7 @@ fn loggers_on_stdout_and_stderr_write_the_rics_format_with_the_request_id() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
         let event = || Event::new("req-7", r#"{"messages":["first","two\nlines"]}"#);
         let Served { posts, log, .. } = root.serve("log.log_to_stdout", vec![event()], &["first"]);
@@ -460,7 +460,7 @@ fn puts_of_an_array_or_a_frozen_string_logs_each_line() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
         let event = Event::new("r1", r#"{"messages":["alpha-line","beta-line"]}"#);
         let waits = ["alpha-line", "beta-line"];
@@ -479,7 +479,7 @@ fn a_logger_on_a_file_is_left_alone() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
         let file = root.file("app.log").display().to_string();
         let body = json!({"messages": ["into-the-file"], "file_path": file}).to_string();
@@ -500,7 +500,7 @@ fn libraries_aws_loads_before_the_handler_need_no_require() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/stdlib.rb", "stdlib.rb")]);
         let want = json!({"uri": "/a", "net_http": "Net::HTTP", "secure_random": 8,
                           "logger": "Logger", "json": "[1]", "string_io": "x", "time": 2020,
@@ -514,7 +514,7 @@ fn a_top_level_handler_runs_on_one_lambda_handler_object_per_process() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/state.rb", "state.rb")]);
         let events = vec![Event::new("r1", "{}"), Event::new("r2", "{}")];
         let Served { posts, .. } = root.serve("state.count", events, &[]);
@@ -529,7 +529,7 @@ fn an_event_that_is_not_json_stops_the_runtime_as_it_stops_aws_lambda_ric() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("echo.rb", "echo.rb")]);
         let events = vec![Event::new("r1", "{not json"), Event::new("r2", r#"{"a":1}"#)];
         let logged = ["\"errorType\": \"Init<JSON::ParserError>\""];
@@ -545,7 +545,7 @@ fn neither_an_event_nor_a_handler_name_ever_becomes_code() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("echo.rb", "echo.rb")]);
         let marker = root.file("pwned");
         let touch = format!("touch {}", marker.display());
@@ -573,7 +573,7 @@ fn the_language_fixtures_echo_report_context_raise_and_fail_to_compile() {
     if !have("ruby") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(
             mode,
             &[
@@ -608,7 +608,7 @@ fn ruby_recovers_from_a_hang_a_crash_and_an_exit_in_every_mode() {
     if !have("ruby") {
         return;
     }
-    let threads: Vec<_> = MODES
+    let threads: Vec<_> = ALL_MODES
         .into_iter()
         .map(|mode| {
             std::thread::spawn(move || {
@@ -662,7 +662,7 @@ fn under_the_json_log_format_logger_lines_keep_the_rics_text_as_their_message() 
         return;
     }
     // aws_lambda_ric has no JSON format of its own: its lines become the records' messages.
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(mode, &[("aws/log.rb", "log.rb")]);
         let event = Event::new("req-8", r#"{"messages":["json-first"]}"#);
         let env = [("AWS_LAMBDA_LOG_FORMAT", Some("JSON"))];
@@ -691,7 +691,7 @@ fn gems_vendored_into_the_function_load_as_on_lambda() {
         .output()
         .expect("run ruby");
     let gems = format!("vendor/bundle/ruby/{}", text(&out.stdout));
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = task_root(
             mode,
             &[

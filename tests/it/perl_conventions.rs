@@ -88,7 +88,7 @@ fn p5_echo_handler_gets_the_decoded_payload_its_context_and_the_trace_id() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("echo.pl", "echo.pl")]);
         let event = Event::new("r1", r#"{"key1":1,"key2":2,"key3":3}"#)
             .header("Lambda-Runtime-Trace-Id", TRACE);
@@ -106,7 +106,7 @@ fn p5_error_handler_posts_its_message_as_an_error_of_type_error() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("error.pl", "error.pl")]);
         let message = format!("some error at {}/error.pl line 7.\n", root.root().display());
         let event = Event::new("r1", "{}");
@@ -123,7 +123,7 @@ fn p5_init_error_handler_whose_file_returns_false_fails_as_require_does() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("init_error.pl", "init_error.pl")]);
         let post = load_error(&root, "init_error.handle", mode);
         let body = post.json();
@@ -141,7 +141,7 @@ fn p5_a_missing_handler_function_is_reported_in_p5s_words() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("echo.pl", "echo.pl")]);
         let post = load_error(&root, "echo.handle_not_found", mode);
         let body = post.json();
@@ -157,7 +157,7 @@ fn p5_streaming_handler_streams_the_payload_through_its_writer() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streaming.pl", "streaming.pl")]);
         let post = response(&root, "streaming.handle", r#""streamed payload""#, mode);
         assert_eq!(post.body_text(), "streamed payload", "{mode:?}");
@@ -176,7 +176,7 @@ fn p5_function_may_be_a_fully_qualified_name_found_by_main_can() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let post = response(&root, "values.Qualified::handle", "{}", mode);
         assert_eq!(post.json(), json!("qualified"), "{mode:?}");
@@ -188,7 +188,7 @@ fn p5_handler_file_may_sit_in_a_subdirectory() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "lib/fn/values.pl")]);
         let post = response(&root, "lib/fn/values.string", "{}", mode);
         assert_eq!(post.json(), json!("hello"), "{mode:?}");
@@ -200,7 +200,7 @@ fn p5_loads_only_the_pl_file_named_by_the_handler() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         // The seed convention would load values.pm; p5-aws-lambda requires values.pl.
         let root = p5_root(mode, &[("values.pl", "values.pm")]);
         let post = load_error(&root, "values.string", mode);
@@ -219,7 +219,7 @@ fn p5_results_are_json_encoded_as_encode_json_does() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let cases = [
             ("values.string", json!("hello")),
@@ -240,7 +240,7 @@ fn p5_a_string_also_used_as_a_number_stays_a_json_string_as_with_json_xs() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let got = response(&root, "values.numeric_string", r#"{"count":"5"}"#, mode).json();
         assert_eq!(got, json!({"count": "5", "next": 6}), "{mode:?}");
@@ -252,7 +252,7 @@ fn p5_payload_is_decoded_from_json_even_when_it_is_a_scalar() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let got = response(&root, "values.payload", r#"{"a":[1,"é"]}"#, mode).json();
         assert_eq!(got, json!([{"a": [1, "é"]}, "HASH"]), "{mode:?}");
@@ -268,7 +268,7 @@ fn p5_handler_is_called_in_scalar_context() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         assert_eq!(response(&root, "values.called", "{}", mode).json(), json!("scalar"));
     }
@@ -279,7 +279,7 @@ fn p5_an_event_that_is_not_json_ends_the_process_as_p5_does() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let events = vec![Event::new("r1", "not json"), Event::new("r2", "{}")];
         let Served { posts, .. } = root.serve("values.string", events, &[]);
@@ -294,7 +294,7 @@ fn p5_a_result_json_cannot_encode_ends_the_process_as_p5_does() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let Served { posts, log, .. } =
             root.serve("values.blessed_result", vec![Event::new("r1", "{}")], &[]);
@@ -310,7 +310,7 @@ fn p5_an_error_object_gives_its_class_as_the_type_and_its_string_as_the_message(
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let post = serve_one(&root, "values.dies_with_object", "{}");
         assert_p5_error(&post, "My::Error", "My::Error: went wrong", &format!("{mode:?}"));
@@ -328,7 +328,7 @@ fn p5_context_is_an_aws_lambda_context_with_p5s_keys_and_accessors() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("context.pl", "context.pl")]);
         let event = Event::new("ctx-1", "{}")
             .header("Lambda-Runtime-Trace-Id", TRACE)
@@ -372,7 +372,7 @@ fn p5_context_accessors_die_as_p5s_do_when_lambda_set_no_value() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("context.pl", "context.pl")]);
         let got = response(&root, "context.handle", "{}", mode).json();
         let died = got["function_name"]["died"].as_str().unwrap_or_default();
@@ -388,7 +388,7 @@ fn p5_uses_the_functions_own_aws_lambda_context_when_it_ships_one() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(
             mode,
             &[
@@ -409,7 +409,7 @@ fn p5_convention_variable_never_reaches_the_handler_and_the_trace_id_is_set_for_
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("values.pl", "values.pl")]);
         let got = response(&root, "values.environment", "{}", mode).json();
         assert_eq!(got, json!({"convention": null, "trace": TRACE}), "{mode:?}");
@@ -423,7 +423,7 @@ fn p5_writer_returns_what_p5s_writer_returns_and_refuses_writes_after_close() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let Served { posts, log, .. } =
             root.serve("streams.pieces", vec![Event::new("r1", "{}")], &["returns:"]);
@@ -445,7 +445,7 @@ fn p5_code_ref_runs_after_the_call_without_the_context_variable_or_trace_id() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let post = response(&root, "streams.scope", "{}", mode);
         assert_eq!(post.body_text(), "context unset;trace unset", "{mode:?}");
@@ -457,7 +457,7 @@ fn p5_a_code_ref_that_dies_before_the_responder_is_an_ordinary_error() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let post = serve_one(&root, "streams.dies_before", "{}");
         assert_eq!(post.path, EVENT_ERROR, "{mode:?}: {}", post.body_text());
@@ -470,7 +470,7 @@ fn p5_a_stream_that_dies_after_its_first_bytes_ends_with_the_error() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let post = serve_one(&root, "streams.dies_after_write", "{}");
         if mode == Mode::Plain {
@@ -492,7 +492,7 @@ fn p5_a_die_after_close_is_only_logged() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let event = Event::new("r1", "{}");
         let Served { posts, .. } =
@@ -508,7 +508,7 @@ fn p5_a_code_ref_that_never_calls_the_responder_gets_an_empty_response() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let post = response(&root, "streams.never_responds", "{}", mode);
         assert_eq!(post.body_text(), "", "{mode:?}");
@@ -520,7 +520,7 @@ fn p5_a_big_write_arrives_whole() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let post = response(&root, "streams.big", "{}", mode);
         assert_eq!(post.body.len(), 3 * 1024 * 1024 + 5, "{mode:?}");
@@ -533,7 +533,7 @@ fn p5_a_wide_character_in_a_write_dies_as_http_tiny_does() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let post = serve_one(&root, "streams.wide", "{}");
         if mode == Mode::Plain {
@@ -551,7 +551,7 @@ fn p5_a_responder_opens_one_stream_only() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("streams.pl", "streams.pl")]);
         let post = serve_one(&root, "streams.twice", "{}");
         if mode == Mode::Plain {
@@ -571,7 +571,7 @@ fn seed_context_has_accessor_methods_and_keeps_hash_access() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = root_with(mode, &[("perl/context_methods.pl", "h.pl")]);
         let event = Event::new("ctx-2", "{}")
             .header("Lambda-Runtime-Trace-Id", TRACE)
@@ -603,7 +603,7 @@ fn an_unknown_perl_convention_is_a_configuration_error() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let config = p5_config(mode).replace("p5-aws-lambda", "p6-aws-lambda");
         let root = Lambda::new().config(&config).fixture("perl/echo.pl", "h.pl");
         let post = load_error(&root, "h.handler", mode);
@@ -616,7 +616,7 @@ fn an_unknown_perl_convention_is_a_configuration_error() {
 /// Asserts the error of a Perl fixture that does not load, in every mode.
 #[track_caller]
 fn assert_perl_load_error(fixtures: &[(&str, &str)], error_type: &str, message_has: &[&str]) {
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = root_with(mode, fixtures);
         let post = load_error(&root, "h.handler", mode);
         assert_error(&post, error_type, message_has);
@@ -717,7 +717,7 @@ fn a_perl_handler_that_uses_a_module_beside_it_loads_in_every_mode() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root =
             root_with(mode, &[("perl/uses_sibling.pl", "h.pl"), ("perl/Sibling.pm", "Sibling.pm")]);
         let post = response(&root, "h.handler", "{}", mode);
@@ -730,7 +730,7 @@ fn a_missing_perl_sub_is_handler_not_found() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = root_with(mode, &[("perl/echo.pl", "h.pl")]);
         let post = load_error(&root, "h.no_such_sub", mode);
         assert_error(&post, "Runtime.HandlerNotFound", &["no_such_sub", "h.pl"]);
@@ -744,7 +744,7 @@ fn a_bash_syntax_error_is_user_code_syntax_error_in_bashs_words() {
     if !have("bash") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = root_with(mode, &[("shell/syntax.sh", "h.sh")]);
         let post = load_error(&root, "h.handler", mode);
         assert_error(
@@ -760,7 +760,7 @@ fn a_shell_file_that_turns_extglob_on_itself_passes_the_syntax_check() {
     if !have("bash") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = root_with(mode, &[("shell/extglob.sh", "h.sh")]);
         let post = response(&root, "h.handler", "12345", mode);
         assert_eq!(post.body_text(), "number", "{mode:?}");
@@ -773,7 +773,7 @@ fn a_shell_file_that_cannot_be_read_is_import_module_error() {
         return;
     }
     // An entry whose command names a file that is not there: the runner's own check.
-    for mode in MODES {
+    for mode in ALL_MODES {
         let protocol = if mode == Mode::Plain { "plain" } else { "framed" };
         let config = format!(
             "[interpreters.shell2]\nextensions = [\"sh2\"]\nprotocol = \"{protocol}\"\n\
@@ -790,7 +790,7 @@ fn a_missing_shell_function_is_handler_not_found() {
     if !have("bash") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = root_with(mode, &[("shell/echo.sh", "h.sh")]);
         let post = load_error(&root, "h.no_such_function", mode);
         assert_error(&post, "Runtime.HandlerNotFound", &["no_such_function", "h.sh"]);
@@ -814,7 +814,7 @@ fn p5_handler_names_are_read_at_the_first_dot_and_a_missing_one_is_p5s_error() {
     if !have("perl") {
         return;
     }
-    for mode in MODES {
+    for mode in ALL_MODES {
         let root = p5_root(mode, &[("echo.pl", "echo.pl")]);
         let post = load_error(&root, "echo.v2.handle", mode);
         let error = post.json();
