@@ -26,6 +26,7 @@ splits at "\n", so each record is written as one line, with its inner newlines t
 "\r" (as awslambdaric itself does for the errors it logs to stdout).
 """
 
+import gc
 import importlib
 import json
 import logging
@@ -723,17 +724,32 @@ def _serve(handler, invocations, results):
 
 
 def _fork_children(control, reports, fork_dir, serve):
-    """Fork mode's parent: forks a child for each `fork <n>` frame, reports its pid and its
-    end, and never runs the handler itself (layers/PROTOCOL.md)."""
+    """Fork mode's parent: forks a child for each `fork <n>` frame and says so, reaps child n
+    when `reap <n>` asks, and never runs the handler itself (layers/PROTOCOL.md)."""
+    children = {}
+    # What init made moves out of the collector's reach: a collection in a child would
+    # otherwise write to (and so copy) every page of it.
+    gc.freeze()
     while True:
         header = control.readline(64)
         if not header:
             return 0  # bootstrap retires the parent
         fields = header[:-1].split(b" ")
-        if (not header.endswith(b"\n") or len(fields) != 2 or fields[0] != b"fork"
-                or not fields[1].isdigit()):
+        if (not header.endswith(b"\n") or len(fields) != 2 or fields[0] not in (b"fork", b"reap")
+                or not fields[1].isdigit() or fields[1].startswith(b"0")):
             sys.exit("runner: malformed frame header %r" % header)
-        child = fields[1]
+        verb, child = fields
+        if verb == b"reap":
+            pid = children.pop(child, None)
+            if pid is None:
+                sys.exit("runner: reap of child %s, which is not one of ours" % child.decode())
+            _, status = os.waitpid(pid, 0)
+            if os.WIFSIGNALED(status):
+                reports.write(b"signal %s %d\n" % (child, os.WTERMSIG(status)))
+            else:
+                reports.write(b"exit %s %d\n" % (child, os.waitstatus_to_exitcode(status)))
+            reports.flush()
+            continue
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -743,13 +759,8 @@ def _fork_children(control, reports, fork_dir, serve):
             os.setpgid(pid, pid)  # as the child does: a group of its own before it is named
         except OSError:
             pass  # it did so already, or has exited
+        children[child] = pid
         reports.write(b"child %s %d\n" % (child, pid))
-        reports.flush()
-        _, status = os.waitpid(pid, 0)
-        if os.WIFSIGNALED(status):
-            reports.write(b"signal %s %d\n" % (child, os.WTERMSIG(status)))
-        else:
-            reports.write(b"exit %s %d\n" % (child, os.waitstatus_to_exitcode(status)))
         reports.flush()
 
 

@@ -166,13 +166,22 @@ impl WorkerSlot {
             Ok(worker) => worker,
             Err(diagnostic) => return Outcome::Failed(diagnostic),
         };
+        // Fork mode: the next event's child is forked while this one runs (`fork`).
+        if let Some(parent) = self.parent.as_mut()
+            && let Err(why) = parent.request()
+        {
+            warn!("the fork-mode runner {}: {why}; a fresh one is started", parent.runner().pid());
+        }
         let outcome = worker.run(invocation, &self.handler, stream);
         let limit = self.handler.events_per_process();
         let used_up = self.forks() || (limit != 0 && worker.served() >= limit);
         let healthy = worker.is_healthy() && !worker.is_over_memory(&self.handler);
         match (healthy, used_up) {
             (true, false) => self.slot = Slot::Live(worker),
-            (true, true) => self.retiring = Some(worker),
+            (true, true) => {
+                worker.ask_end();
+                self.retiring = Some(worker);
+            }
             (false, _) => worker.retire(Duration::ZERO),
         }
         outcome

@@ -105,6 +105,11 @@ pub fn fork(child: u64) -> Vec<u8> {
     format!("fork {child}\n").into_bytes()
 }
 
+/// The frame that asks a fork-mode parent to wait for child `child` and say how it ended.
+pub fn reap(child: u64) -> Vec<u8> {
+    format!("reap {child}\n").into_bytes()
+}
+
 /// One frame; `Ok(None)` at end of file.
 pub(super) fn read_frame(reader: &mut impl BufRead) -> Result<Option<Frame>, String> {
     let mut line = Vec::with_capacity(MAX_HEADER_LINE);

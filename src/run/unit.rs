@@ -15,15 +15,18 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{self, PipeReader, Read};
+use std::fs::File;
+use std::io::{self, PipeReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::child;
+use super::frames::{self, ParentFrame};
 use super::proc;
 use super::reaper;
 use super::sys::{self, WARDEN_EXEC_FAILED, WARDEN_EXIT, WARDEN_EXIT_REPORT};
@@ -55,9 +58,74 @@ enum Kind {
     Warded { warden: Option<Child>, report: Arc<PipeReader> },
     /// bootstrap's own child; `None` once reaped or left.
     Direct { child: Option<Child> },
-    /// A child that a fork-mode runner (`parent`, under `warden`) forked for one event: the
-    /// parent reaps it and reports its end, and what it started is found under the warden.
-    Forked { warden: u32, parent: u32, ended: bool },
+    /// A child that a fork-mode runner forked for one event: the parent reaps it when asked
+    /// and reports its end, and what it started is found under the parent's warden.
+    Forked(Box<Forked>),
+}
+
+/// A forked child's parent, and how to learn the child's end from it.
+pub struct Forked {
+    pub warden: u32,
+    pub parent: u32,
+    /// The child's number in the parent's frames.
+    pub number: u64,
+    /// A copy of our end of the parent's fd 3, to send `reap <number>`.
+    pub control: File,
+    /// The parent's frames about this child, routed to it.
+    pub reports: Receiver<ParentFrame>,
+    reap_asked: bool,
+    exit: Option<Exit>,
+    ended: bool,
+}
+
+impl Forked {
+    pub fn new(
+        warden: u32,
+        parent: u32,
+        number: u64,
+        control: File,
+        reports: Receiver<ParentFrame>,
+    ) -> Forked {
+        Forked {
+            warden,
+            parent,
+            number,
+            control,
+            reports,
+            reap_asked: false,
+            exit: None,
+            ended: false,
+        }
+    }
+
+    /// The child's end: asks the parent to reap it (once), and waits up to `wait` for the
+    /// answer. Ask only once the child answered, died or was killed: the parent waits for it.
+    fn exit(&mut self, wait: Duration) -> Option<Exit> {
+        if self.exit.is_some() {
+            return self.exit;
+        }
+        if !self.reap_asked {
+            self.reap_asked = true;
+            if (&self.control).write_all(&frames::reap(self.number)).is_err() {
+                return None; // the parent is gone: nobody will tell
+            }
+        }
+        let until = Instant::now() + wait;
+        loop {
+            match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(ParentFrame::Ended { status, .. }) => {
+                    self.exit = Some(Exit { status: Some(status), leftovers: true });
+                    return self.exit;
+                }
+                Ok(ParentFrame::Forked { .. }) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn parent_alive(&self) -> bool {
+        proc::read_stat(self.parent).is_some_and(|p| !p.is_zombie())
+    }
 }
 
 impl Unit {
@@ -91,9 +159,9 @@ impl Unit {
         Ok(unit)
     }
 
-    /// A child that the fork-mode runner `parent`, in the unit of `warden`, forked as `pid`.
-    pub fn forked(warden: u32, parent: u32, pid: u32) -> Unit {
-        Unit { kind: Kind::Forked { warden, parent, ended: false }, handler: pid }
+    /// A child that a fork-mode runner forked as `pid`.
+    pub fn forked(forked: Forked, pid: u32) -> Unit {
+        Unit { kind: Kind::Forked(Box::new(forked)), handler: pid }
     }
 
     /// The unit's pid: its warden's, or its handler's when direct or forked.
@@ -106,9 +174,18 @@ impl Unit {
 
     /// Whether a forked child's parent is still there to report its end (others: true).
     pub fn parent_alive(&self) -> bool {
-        match self.kind {
-            Kind::Forked { parent, .. } => proc::read_stat(parent).is_some_and(|p| !p.is_zombie()),
+        match &self.kind {
+            Kind::Forked(forked) => forked.parent_alive(),
             _ => true,
+        }
+    }
+
+    /// A forked child's end, asked of its parent (see `Forked::exit`); `None` for other units,
+    /// whose end `watch_exit` reports.
+    pub fn forked_exit(&mut self, wait: Duration) -> Option<Exit> {
+        match &mut self.kind {
+            Kind::Forked(forked) => forked.exit(wait),
+            _ => None,
         }
     }
 
@@ -127,7 +204,7 @@ impl Unit {
         match &mut self.kind {
             Kind::Warded { warden, .. } => warden.as_mut(),
             Kind::Direct { child } => child.as_mut(),
-            Kind::Forked { .. } => None,
+            Kind::Forked(_) => None,
         }
     }
 
@@ -148,7 +225,7 @@ impl Unit {
                     exited(Exit { status: None, leftovers: true });
                 });
             }
-            Kind::Forked { .. } => {}
+            Kind::Forked(_) => {}
         }
     }
 
@@ -159,9 +236,7 @@ impl Unit {
             Kind::Warded { warden: Some(warden), .. } => reaper::kill_tree(warden.id()),
             Kind::Warded { warden: None, .. } => {}
             Kind::Direct { .. } => reaper::kill_strays(),
-            Kind::Forked { warden, parent, .. } => {
-                reaper::kill_forked(*warden, *parent, self.handler)
-            }
+            Kind::Forked(forked) => reaper::kill_forked(forked.warden, forked.parent, self.handler),
         }
     }
 
@@ -183,18 +258,19 @@ impl Unit {
                 }
                 status
             }
-            Kind::Forked { ended: true, .. } => None,
-            Kind::Forked { warden, parent, ended } => {
-                *ended = true;
-                let (warden, parent) = (*warden, *parent);
-                // Its parent reaped it (`exit`), or it was killed and is being reaped.
-                if exit.is_none() {
-                    reaper::kill_forked(warden, parent, self.handler);
-                }
-                // Without its parent (dead, or killed with everything by a shutdown) the rest
-                // is ended with the parent's unit.
-                if self.parent_alive() && reaper::stopping().is_none() {
-                    reaper::end_forked(warden, parent, self.handler);
+            Kind::Forked(forked) if forked.ended => None,
+            Kind::Forked(forked) => {
+                forked.ended = true;
+                let (warden, parent, child) = (forked.warden, forked.parent, self.handler);
+                // Without its parent (dead, or killed with everything by a shutdown) nobody
+                // will reap it or tell its end, and the rest is ended with the parent's unit.
+                let told = forked.parent_alive() && reaper::stopping().is_none();
+                let exit = exit.or(forked.exit).or_else(|| {
+                    reaper::kill_forked(warden, parent, child);
+                    forked.exit(if told { EXIT_WAIT } else { Duration::ZERO })
+                });
+                if told {
+                    reaper::end_forked(warden, parent, child);
                 }
                 exit.and_then(|exit| exit.status)
             }

@@ -9,19 +9,21 @@
 //! reports pass through a channel with no room at all: the frame reader holds one decoded frame
 //! until it is taken, so a runner that writes frames nobody asked for is held back by its pipe.
 
+use std::collections::hash_map::RandomState;
 use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::child::{self, CurrentRequest, ScratchDir};
 use super::frames::{self, ENV_FORK_DIR, ENV_FRAMED, ENV_ISOLATION, Frame, LOAD_ID, ParentFrame};
-use super::unit::{Exit, Unit};
+use super::unit::{Exit, Forked, Unit};
 use super::{Options, diagnostics, proc, reaper, sys};
 use crate::info;
 use crate::init::Handler;
@@ -40,8 +42,19 @@ const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// pipes are closed then, unless a process that would not die holds them).
 const LOG_DRAIN_WAIT: Duration = Duration::from_secs(1);
 
-/// Invocation ids, unique across the workers of this bootstrap; 0 is `frames::LOAD_ID`.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Invocations sent so far, for their ids (`invocation_id`).
+static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh invocation id: unique across the workers of this bootstrap (a keyed hash of a
+/// counter, so two are equal with odds of 2^-64), never 0 (`frames::LOAD_ID`), and not to be
+/// guessed by a handler's process that reaches another worker's pipe (say, a forked child's
+/// leftover writing into the next child's).
+fn invocation_id() -> u64 {
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    let mut hasher = KEY.get_or_init(RandomState::new).build_hasher();
+    hasher.write_u64(SENT.fetch_add(1, Ordering::Relaxed));
+    hasher.finish().max(1)
+}
 
 /// Where a worker is in its life.
 #[derive(Debug)]
@@ -149,25 +162,27 @@ impl Worker {
         })
     }
 
-    /// A child a fork-mode parent (`parent`, this worker) forked as `pid`, talking on the named
-    /// pipes `invocations` and `results` (open, and blocking); the parent's reader sends the
-    /// child's end to `reports`' sender, which `route` holds.
+    /// A child this fork-mode parent forked as `pid`, number `number`, talking on the named
+    /// pipes `invocations` and `results` (open, and blocking); `parent_reports` receives what
+    /// the parent says of it (routed by the parent's reader).
     pub(super) fn forked_child(
         &self,
         pid: u32,
-        invocations: File,
-        results: File,
-        channel: (SyncSender<Report>, Receiver<Report>),
+        number: u64,
+        pipes: (File, File),
+        parent_reports: Receiver<ParentFrame>,
     ) -> io::Result<Worker> {
-        let (tx, reports) = channel;
+        let (invocations, results) = pipes;
+        let (tx, reports) = mpsc::sync_channel(0);
         let results_copy = results.try_clone()?;
+        let unit = Unit::forked(self.child_unit(number, parent_reports)?, pid);
         child::spawn_thread(move || read_frames(results, &tx, None));
         // What the parent printed before belongs to no event of the child's.
         self.stderr_tail.lock().unwrap_or_else(|e| e.into_inner()).clear();
         // The child writes to the parent's stdout and stderr, whose log threads are the parent's.
         let (_, logs_done) = mpsc::channel();
         Ok(Worker {
-            unit: Unit::forked(self.unit.id(), self.pid(), pid),
+            unit,
             invocations: Some(invocations),
             results: results_copy,
             reports,
@@ -181,45 +196,59 @@ impl Worker {
         })
     }
 
-    /// A fork-mode parent: kills its child `pid` that never connected, and what it started;
-    /// `reports` is where its end is routed.
-    pub(super) fn end_child(&self, pid: u32, reports: &Receiver<Report>) {
-        let mut unit = Unit::forked(self.unit.id(), self.pid(), pid);
-        unit.kill();
-        let exit = match reports.recv_timeout(EXIT_WAIT) {
-            Ok(Report::Exited(exit)) => Some(exit),
-            _ => None,
+    /// What a child of this fork-mode parent needs to learn its end from it.
+    fn child_unit(&self, number: u64, reports: Receiver<ParentFrame>) -> io::Result<Forked> {
+        let control = match &self.invocations {
+            Some(pipe) => pipe.try_clone()?,
+            None => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "fd 3 is closed")),
         };
-        unit.end(exit);
+        Ok(Forked::new(self.unit.id(), self.pid(), number, control, reports))
     }
 
-    /// A fork-mode parent: asks for child `child` and waits (until `until`) for its pid. `Err`
-    /// says why the parent cannot fork (it is then broken).
-    pub(super) fn fork(&mut self, child: u64, until: Instant) -> Result<u32, String> {
+    /// A fork-mode parent: kills its child `pid` (number `number`) that never connected, and
+    /// what it started; `reports` is where the parent's word of it is routed.
+    pub(super) fn end_child(&self, pid: u32, number: u64, reports: Receiver<ParentFrame>) {
+        match self.child_unit(number, reports) {
+            Ok(forked) => {
+                let mut unit = Unit::forked(forked, pid);
+                unit.kill();
+                let exit = unit.forked_exit(self.exit_wait());
+                unit.end(exit);
+            }
+            Err(_) => reaper::kill_forked(self.unit.id(), self.pid(), pid),
+        }
+    }
+
+    /// A fork-mode parent: asks for child `number` (its `child` frame is routed to the child's
+    /// receiver). `Err` when it cannot be asked (it is then broken).
+    pub(super) fn request_fork(&mut self, number: u64) -> Result<(), String> {
         let sent = match self.invocations.as_mut() {
-            Some(pipe) => pipe.write_all(&frames::fork(child)).map_err(|e| e.to_string()),
+            Some(pipe) => pipe.write_all(&frames::fork(number)).map_err(|e| e.to_string()),
             None => Err("its fd 3 is closed".to_string()),
         };
-        let why = match sent {
-            Err(e) => format!("it could not be asked to fork ({e})"),
-            Ok(()) => {
-                match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    Ok(Report::Frame(Frame::Parent(ParentFrame::Forked { child: n, pid })))
-                        if n == child =>
-                    {
-                        return Ok(pid);
-                    }
-                    Ok(Report::Frame(frame)) => {
-                        format!("it answered a fork with a \"{}\" frame", frame.verb())
-                    }
-                    Ok(Report::Exited(_) | Report::Closed(_))
-                    | Err(RecvTimeoutError::Disconnected) => "it died".to_string(),
-                    Err(RecvTimeoutError::Timeout) => "it did not fork in time".to_string(),
-                }
-            }
-        };
-        self.kill(invalid_frame(&why));
-        Err(why)
+        sent.map_err(|e| {
+            let why = format!("it could not be asked to fork ({e})");
+            self.kill(invalid_frame(&why));
+            why
+        })
+    }
+
+    /// A forked child that answered is exiting: asks its parent now to reap it, so that its end
+    /// is known by the time it is retired (after the answer is posted). Nothing for others.
+    pub(super) fn ask_end(&mut self) {
+        if self.unit.is_forked() && self.exit.is_none() {
+            self.exit = self.unit.forked_exit(Duration::ZERO);
+        }
+    }
+
+    /// Kills a runner that broke the protocol (`why`); it is broken from now on.
+    pub(super) fn break_off(&mut self, why: &str) {
+        self.kill(invalid_frame(why));
+    }
+
+    /// Whether the runner is alive, seen directly.
+    pub(super) fn is_alive(&self) -> bool {
+        !self.is_gone()
     }
 
     pub(super) fn pid(&self) -> u32 {
@@ -349,10 +378,14 @@ impl Worker {
             }
             Life::Idle => {}
         }
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = invocation_id();
         self.served += 1;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(invocation.request_id.to_string());
+        if self.unit.is_forked() {
+            // A process of the last event's may have stopped it while it waited.
+            sys::signal(self.pid(), sys::Signal::Continue);
+        }
         self.send(id, invocation);
         // The id stays until the next event: output read after the result is still this event's.
         let mut answer = Answer { id, open: Some(stream), stream: None, bytes: 0 };
@@ -520,11 +553,10 @@ impl Worker {
             self.kill(diagnostic.clone());
             return diagnostic;
         }
-        // A forked child's end is told by its parent, which a shutdown (or its own death) may
-        // have ended first: then nobody will tell it, and a stopping bootstrap cannot wait.
-        let told =
-            !self.unit.is_forked() || (reaper::stopping().is_none() && self.unit.parent_alive());
-        let until = if told { until.min(Instant::now() + EXIT_WAIT) } else { Instant::now() };
+        let until = until.min(Instant::now() + self.exit_wait());
+        if self.unit.is_forked() {
+            self.exit = self.unit.forked_exit(until.saturating_duration_since(Instant::now()));
+        }
         while self.exit.is_none() {
             match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
                 Ok(Report::Exited(exit)) => self.exit = Some(exit),
@@ -571,23 +603,20 @@ impl Worker {
     pub(super) fn retire(mut self, grace: Duration) {
         self.invocations = None;
         let until = Instant::now() + grace;
-        while self.exit.is_none() {
+        while self.exit.is_none() && !self.unit.is_forked() {
             match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
                 Ok(Report::Exited(exit)) => self.exit = Some(exit),
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
-        if self.exit.is_none() && self.unit.is_forked() {
-            // Its parent reaps it once it is killed, and says so.
-            self.unit.kill();
-            let until = Instant::now() + self.exit_wait();
-            while self.exit.is_none() {
-                match self.reports.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    Ok(Report::Exited(exit)) => self.exit = Some(exit),
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
+        if self.unit.is_forked() && self.exit.is_none() {
+            // Its parent reaps it once it has exited (it does so after its answer), or once
+            // it is killed, and says so.
+            self.exit = self.unit.forked_exit(grace);
+            if self.exit.is_none() {
+                self.unit.kill();
+                self.exit = self.unit.forked_exit(self.exit_wait());
             }
         }
         self.unit.end(self.exit);
@@ -673,8 +702,10 @@ fn spawn_runner(
     ))
 }
 
-/// Where a fork-mode parent's reader sends the end of child `.0`: to that child's worker.
-pub(super) type Route = Arc<Mutex<Option<(u64, SyncSender<Report>)>>>;
+/// Where a fork-mode parent's reader sends what it says of child `.0`: to that child's
+/// receiver (room for both of its frames, so that the reader never waits on one child while
+/// another's word is behind it).
+pub(super) type Route = Arc<Mutex<Vec<(u64, SyncSender<ParentFrame>)>>>;
 
 /// Reads frames from the runner's fd 4 until it closes or misbehaves. A fork-mode parent's
 /// report of its child's end goes to that child's worker, by `route`; anything else to ours.
@@ -682,16 +713,7 @@ fn read_frames(results: File, reports: &SyncSender<Report>, route: Option<&Route
     let mut reader = BufReader::new(results);
     loop {
         let (report, last) = match frames::read_frame(&mut reader) {
-            Ok(Some(Frame::Parent(ParentFrame::Ended { child, status })))
-                if route.is_some_and(|r| routed_to(r, child).is_some()) =>
-            {
-                let exit = Exit { status: Some(status), leftovers: true };
-                if let Some(to_child) = route.and_then(|r| routed_to(r, child)) {
-                    // Its worker may be gone already: then nobody needs to know.
-                    let _ = to_child.send(Report::Exited(exit));
-                }
-                continue;
-            }
+            Ok(Some(Frame::Parent(frame))) if route.is_some_and(|r| routed(r, frame)) => continue,
             // The body of a response over the limit is left unread: nothing after it is a frame.
             Ok(Some(frame @ Frame::TooLarge { .. })) => (Report::Frame(frame), true),
             Ok(Some(frame)) => (Report::Frame(frame), false),
@@ -704,8 +726,19 @@ fn read_frames(results: File, reports: &SyncSender<Report>, route: Option<&Route
     }
 }
 
-/// The sender of child `child`'s worker, if `route` leads there.
-fn routed_to(route: &Route, child: u64) -> Option<SyncSender<Report>> {
-    let route = route.lock().unwrap_or_else(|e| e.into_inner());
-    route.as_ref().filter(|(n, _)| *n == child).map(|(_, to)| to.clone())
+/// Sends a parent's `frame` to the child it is about, if `route` knows that child; forgets the
+/// child once it ended. Never waits: each child's receiver has room for its two frames.
+fn routed(route: &Route, frame: ParentFrame) -> bool {
+    let (child, ended) = match frame {
+        ParentFrame::Forked { child, .. } => (child, false),
+        ParentFrame::Ended { child, .. } => (child, true),
+    };
+    let mut route = route.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(at) = route.iter().position(|(n, _)| *n == child) else { return false };
+    // Its receiver may be gone already: then nobody needs to know.
+    let _ = route[at].1.try_send(frame);
+    if ended {
+        route.swap_remove(at);
+    }
+    true
 }
