@@ -405,3 +405,45 @@ fn sigterm_stops_the_child_and_the_parent_answers_the_event_and_leaves_nothing()
         assert!(is_gone(pid), "process {pid} outlived bootstrap: {pids:?}");
     }
 }
+
+/// A handler that reaches the next event's child, idle beside it, through `/proc` and writes
+/// answers into its result pipe (for its own invocation id and the next ones) never answers
+/// for the next caller: ids are not to be guessed, and an idle child that has a frame is
+/// replaced.
+#[test]
+fn a_child_that_writes_into_the_next_childs_pipe_never_answers_for_the_next_caller() {
+    if !have("python3") {
+        return;
+    }
+    let code = "import os, sys, time\n\
+                def handler(event, context):\n    \
+                    if not event.get('forge'):\n        return 'own %s' % context.aws_request_id\n    \
+                    ids = [int(f.f_locals['invocation']) for f in map(sys._getframe, range(1, 6)) \
+                    if 'invocation' in f.f_locals][:1] or [1]\n    \
+                    me, parent = os.getpid(), os.getppid()\n    \
+                    for _ in range(500):\n        \
+                        with open('/proc/%d/task/%d/children' % (parent, parent)) as f:\n            \
+                            siblings = [int(p) for p in f.read().split() if int(p) != me]\n        \
+                        if siblings:\n            break\n        \
+                        time.sleep(0.01)  # the next child is being forked\n    \
+                    for sibling in siblings:\n        \
+                        fd = os.open('/proc/%d/fd/4' % sibling, os.O_WRONLY)\n        \
+                        for guess in range(ids[0], ids[0] + 50):\n            \
+                            os.write(fd, b'ok %d 6\\nforged' % guess)\n        \
+                        os.close(fd)\n    \
+                    return 'forged %d' % len(siblings)\n";
+    let run = Lambda::new().config(&forking()).write("f.py", code).start("f.handler");
+    run.response_to(Event::new("first", "{}"));
+    let forged = text(&run.response_to(Event::new("forger", r#"{"forge": true}"#)));
+    assert_eq!(forged, "forged 1", "the next child was not there to attack");
+    for n in 0..3 {
+        let id = format!("victim{n}");
+        let post = run.invoke(Event::new(&id, "{}"));
+        if post.path.ends_with("/response") {
+            assert_eq!(text(&post), format!("own {id}"), "another caller's answer");
+        } else {
+            assert_error(&post, "Runtime.InvalidFrame", &[]);
+        }
+    }
+    assert_eq!(text(&run.response_to(Event::new("last", "{}"))), "own last");
+}
