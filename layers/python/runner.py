@@ -788,8 +788,12 @@ def _become_child(fork_dir, child, serve):
     """In a forked child: its own pipes as fds 3 and 4, its own process group, fresh random
     state, then one event."""
     path = os.path.join(fork_dir, child)
-    invocations = os.open(path + ".in", os.O_RDONLY | os.O_CLOEXEC)
-    results = os.open(path + ".out", os.O_WRONLY | os.O_CLOEXEC)
+    # Opened without waiting: bootstrap holds its ends already, and if it is gone, opening
+    # `.out` fails (no reader) rather than waiting for ever.
+    invocations = os.open(path + ".in", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    results = os.open(path + ".out", os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    os.set_blocking(invocations, True)
+    os.set_blocking(results, True)
     os.dup2(invocations, 3, inheritable=False)  # closes the parent's copies first
     os.dup2(results, 4, inheritable=False)
     os.close(invocations)
