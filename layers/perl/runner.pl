@@ -35,8 +35,8 @@
 # STDOUT and STDERR are both the log.
 #
 # Fork (BOOTSTRAP_FRAMED=1 and BOOTSTRAP_ISOLATION=fork): FILE is loaded once by a parent that
-# never calls the handler; it forks a child for each `fork <n>` frame, reports it and waits for
-# it. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4, becomes a process
+# never calls the handler; it forks a child for each `fork <n>` frame and reports it, and reaps
+# child n when a `reap <n>` frame asks. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4, becomes a process
 # group leader, reseeds rand, says ready, serves one invoke frame as framed mode does and leaves
 # with POSIX::_exit, so that END blocks and destructors run in the parent only.
 
@@ -643,23 +643,31 @@ sub serve {
 # Whether this process is a forked child, which must leave with POSIX::_exit.
 my $CHILD;
 
-# The parent: a child for each fork frame, waited for before the next frame is read. It keeps
-# SIGCHLD at its default while it waits (a handler file may have ignored it, which would reap
-# the child before waitpid sees it); the child gets the file's setting back.
+# The parent: a child for each `fork <n>` frame, not waited for (bootstrap asks for the next
+# event's child while the current one runs), and each child reaped when `reap <n>` asks. It
+# keeps SIGCHLD at its default (a handler file may have ignored it, which would reap a child
+# before waitpid sees it); the child gets the file's setting back.
 sub fork_parent {
     my ($in, $out, $code, $dir) = @_;
     require POSIX;
     my $file_chld = $SIG{CHLD};
     $SIG{CHLD} = 'DEFAULT';
+    my %children;
     while (defined(my $header = read_header($in))) {
-        my ($n) = $header =~ /\Afork ([1-9]\d*)\n\z/ or bad_input("malformed frame header '$header'");
+        my ($verb, $n) = $header =~ /\A(fork|reap) ([1-9]\d*)\n\z/
+            or bad_input("malformed frame header '$header'");
+        if ($verb eq 'reap') {
+            my $pid = delete $children{$n} // bad_input("reap of child $n, which is not one of ours");
+            waitpid($pid, 0) == $pid or bad_input("cannot wait for child $n: $!");
+            my $status = $?;
+            send_line($out, $status & 127 ? "signal $n " . ($status & 127) : "exit $n " . ($status >> 8));
+            next;
+        }
         my $pid = fork // bad_input("cannot fork: $!");
         fork_child($in, $out, $code, "$dir/$n", $file_chld) if !$pid;    # never returns
         setpgid($pid);    # the child does too; whichever comes first
+        $children{$n} = $pid;
         send_line($out, "child $n $pid");
-        waitpid($pid, 0) == $pid or bad_input("cannot wait for child $n: $!");
-        my $status = $?;
-        send_line($out, $status & 127 ? "signal $n " . ($status & 127) : "exit $n " . ($status >> 8));
     }
     exit 0;    # end of file: bootstrap retires this worker
 }
@@ -671,10 +679,14 @@ sub fork_child {
     $? = 0;    # the status of the parent's previous child
     close $in;
     close $out;
-    open_fd(3, POSIX::O_RDONLY(), "$path.in");
-    open_fd(4, POSIX::O_WRONLY(), "$path.out");
+    # Without waiting (bootstrap holds its ends; if it is gone, `.out` fails at once), then
+    # blocking.
+    open_fd(3, POSIX::O_RDONLY() | POSIX::O_NONBLOCK(), "$path.in");
+    open_fd(4, POSIX::O_WRONLY() | POSIX::O_NONBLOCK(), "$path.out");
     $in = channel('<', 3);
     $FRAMES = $out = channel('>', 4);
+    require IO::Handle;
+    defined($_->blocking(1)) or bad_input("cannot make fd 3 or 4 blocking: $!") for $in, $out;
     setpgid(0);
     if (defined $file_chld) { $SIG{CHLD} = $file_chld } else { delete $SIG{CHLD} }
     srand(random_seed());

@@ -30,8 +30,8 @@
 # does not either).
 #
 # Fork (BOOTSTRAP_FRAMED=1 and BOOTSTRAP_ISOLATION=fork): FILE is loaded once by a parent that
-# never calls the handler; it forks a child for each `fork <n>` frame, reports it and waits for
-# it. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4, becomes a process
+# never calls the handler; it forks a child for each `fork <n>` frame and reports it, and reaps
+# child n when a `reap <n>` frame asks. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4, becomes a process
 # group leader, reseeds Random, says ready, serves one invoke frame as framed mode does and
 # leaves with exit!, so that at_exit hooks and finalizers run in the parent only.
 
@@ -446,23 +446,41 @@ module BootstrapRunner
     send_frame(results, kind.to_s, id, kind == :ok ? body : JSON.generate(body))
   end
 
-  # Fork mode's parent: a child for each fork frame, waited for before the next frame is read.
-  # SIGCHLD stays at its default while it waits (a handler file that ignores it would have the
-  # child reaped before Process.wait2 sees it); the child gets the file's setting back.
+  # Fork mode's parent: a child for each `fork <n>` frame, not waited for (bootstrap asks for the
+  # next event's child while the current one runs), and each child reaped when `reap <n>` asks.
+  # SIGCHLD stays at its default (a handler file that ignores it would have a child reaped
+  # before Process.wait2 sees it); the child gets the file's setting back.
   def fork_parent(invocations, results, target, dir)
+    require 'io/nonblock' # for the children's pipes
     file_chld = trap('CHLD', 'SYSTEM_DEFAULT')
+    children = {}
     while (header = invocations.gets("\n", 64))
-      n = header[/\Afork ([1-9]\d*)\n\z/, 1] or abort "runner: malformed frame header #{header.inspect}"
+      verb, n = header.match(/\A(fork|reap) ([1-9]\d*)\n\z/)&.captures
+      abort "runner: malformed frame header #{header.inspect}" unless verb
+      if verb == 'reap'
+        pid = children.delete(n) or abort "runner: reap of child #{n}, which is not one of ours"
+        _, status = Process.wait2(pid)
+        results.write(status.signaled? ? "signal #{n} #{status.termsig}\n" : "exit #{n} #{status.exitstatus}\n")
+        next
+      end
       pid = Process.fork
       fork_child(invocations, results, target, "#{dir}/#{n}", file_chld) unless pid # never returns
       set_child_group(pid)
+      children[n] = pid
       results.write("child #{n} #{pid}\n")
-      _, status = Process.wait2(pid)
-      results.write(status.signaled? ? "signal #{n} #{status.termsig}\n" : "exit #{n} #{status.exitstatus}\n")
     end
     exit(0) # end of file: bootstrap retires this worker
   rescue Errno::EPIPE
     exit!(1) # bootstrap is gone
+  end
+
+  # Moves `io` (fd 3 or 4, which it stays, close-on-exec) to the named pipe `path`, opened
+  # without waiting (bootstrap holds its end; if it is gone, opening `.out` fails at once), then
+  # made blocking.
+  def reopen_fifo(io, path, mode)
+    File.open(path, mode | File::NONBLOCK) { |fifo| io.reopen(fifo) }
+    io.nonblock = false
+    io.binmode
   end
 
   # Fork mode's child: its own fds 3 and 4, group and random seed, then one invoke frame. It
@@ -470,8 +488,8 @@ module BootstrapRunner
   # ended it, as Ruby would end.
   def fork_child(invocations, results, target, path, file_chld)
     status = begin
-      invocations.reopen("#{path}.in", 'rb') # fd 3 still, close-on-exec
-      results.reopen("#{path}.out", 'wb')    # fd 4 still, close-on-exec
+      reopen_fifo(invocations, "#{path}.in", File::RDONLY)
+      reopen_fifo(results, "#{path}.out", File::WRONLY)
       results.sync = true
       set_child_group(0)
       trap('CHLD', file_chld || 'SYSTEM_DEFAULT')

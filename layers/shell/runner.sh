@@ -24,9 +24,10 @@
 #
 # Fork (BOOTSTRAP_FRAMED=1 and BOOTSTRAP_ISOLATION=fork): FILE is sourced once by a parent
 # that never calls METHOD; for each `fork <n>` frame it starts a background subshell (job
-# control on, so in a process group of its own, with default signal dispositions), reports it
-# and waits for it. The child takes $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4,
-# reseeds RANDOM, says ready and serves one invoke frame as framed mode does. Its $$ is still
+# control on, so in a process group of its own, with default signal dispositions) and reports
+# it, and it reaps child n when a `reap <n>` frame asks. The child takes
+# $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4, reseeds RANDOM, says ready and
+# serves one invoke frame as framed mode does. Its $$ is still
 # the parent's pid (use $BASHPID); a signal sent to $$ is passed on to the event's child.
 
 if (( $# != 2 )); then
@@ -281,42 +282,59 @@ if [[ -z $__bootstrap_fork_dir ]]; then
     exit 0    # end of file: bootstrap retires this worker
 fi
 
-# Fork mode's parent. `wait -f` (bash 5.1+) waits for the child to end, not only to stop, but
-# then reports the stop: the second `wait` gives the status it ended with. Both are quiet, not
-# to log "Killed" when bootstrap kills a child.
+# Fork mode's parent: a child for each `fork <n>` frame, not waited for (bootstrap asks for
+# the next event's child while the current one runs), and child n reaped when `reap <n>` asks.
+# `wait -f` (bash 5.1+) waits for the child to end, not only to stop, but then reports the
+# stop: the second `wait` gives the status it ended with. Both are quiet, not to log "Killed"
+# when bootstrap kills a child.
 __bootstrap_wait_f=
 (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )) && __bootstrap_wait_f=-f
 set -m    # each background job in a process group of its own
+declare -A __bootstrap_children=()    # n -> pid, until reaped
 # `$$` in a child is still the parent's pid: a handler that signals "itself" with `kill $$`
-# signals the parent, which passes the signal on to the child serving the event, so that it
-# ends that event as it would end a process of its own. (A trap is reset in the child.)
-__bootstrap_pid= __bootstrap_trapped=
+# signals the parent, which passes the signal on to the child serving the event (the oldest
+# one not reaped; the other is the next event's, idle), so that it ends that event as it would
+# end a process of its own. (A trap is reset in the child.)
+__bootstrap_trapped=
 __bootstrap_forward() {
+    local n serving=
     __bootstrap_trapped=1
-    [[ -n $__bootstrap_pid ]] && kill -s "$1" "$__bootstrap_pid" 2>/dev/null
+    for n in "${!__bootstrap_children[@]}"; do
+        [[ -z $serving ]] || (( n < serving )) && serving=$n
+    done
+    [[ -n $serving ]] && kill -s "$1" "${__bootstrap_children[$serving]}" 2>/dev/null
 }
 for __bootstrap_signal in HUP INT QUIT ABRT SEGV TERM USR1 USR2 ALRM; do
     # shellcheck disable=SC2064 # the signal's name, now
     trap "__bootstrap_forward $__bootstrap_signal" "$__bootstrap_signal"
 done
-while IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; do
+while :; do
+    __bootstrap_trapped=
+    if ! IFS= read -r -u 3 -n 64 -d $'\n' __bootstrap_header; then
+        [[ -n $__bootstrap_trapped ]] && continue    # a signal passed on, not the end of fd 3
+        exit 0    # end of file: bootstrap retires this worker
+    fi
     (( ${#__bootstrap_header} < 64 )) || __bootstrap_bad_input "a frame header line over 64 bytes"
-    [[ $__bootstrap_header =~ ^fork\ ([1-9][0-9]*)$ ]] || __bootstrap_bad_input "malformed frame header"
-    __bootstrap_n=${BASH_REMATCH[1]}
-    __bootstrap_child &
-    __bootstrap_pid=$!
-    printf 'child %s %s\n' "$__bootstrap_n" "$__bootstrap_pid" >&4 || exit 1
+    [[ $__bootstrap_header =~ ^(fork|reap)\ ([1-9][0-9]*)$ ]] || __bootstrap_bad_input "malformed frame header"
+    __bootstrap_n=${BASH_REMATCH[2]}
+    if [[ ${BASH_REMATCH[1]} == fork ]]; then
+        __bootstrap_child &
+        __bootstrap_children[$__bootstrap_n]=$!
+        printf 'child %s %s\n' "$__bootstrap_n" "$!" >&4 || exit 1
+        continue
+    fi
+    __bootstrap_pid=${__bootstrap_children[$__bootstrap_n]-}
+    [[ -n $__bootstrap_pid ]] || __bootstrap_bad_input "reap of child $__bootstrap_n, which is not one of ours"
     # A trapped signal ends a `wait` early, with the child still running: wait again.
     while wait $__bootstrap_wait_f "$__bootstrap_pid" 2>/dev/null; [[ -n $__bootstrap_trapped ]]; do
         __bootstrap_trapped=
     done
     wait "$__bootstrap_pid" 2>/dev/null
     __bootstrap_status=$?
-    __bootstrap_pid=
+    unset '__bootstrap_children[$__bootstrap_n]'
     if (( __bootstrap_status > 128 )); then    # the child itself exits 0 or 1 only
         printf 'signal %s %d\n' "$__bootstrap_n" $(( __bootstrap_status - 128 )) >&4 || exit 1
     else
         printf 'exit %s %d\n' "$__bootstrap_n" "$__bootstrap_status" >&4 || exit 1
     fi
 done
-exit 0    # end of file: bootstrap retires this worker
