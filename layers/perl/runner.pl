@@ -650,6 +650,7 @@ my $CHILD;
 sub fork_parent {
     my ($in, $out, $code, $dir) = @_;
     require POSIX;
+    require IO::Handle;    # loaded once here, not in every child
     my $file_chld = $SIG{CHLD};
     $SIG{CHLD} = 'DEFAULT';
     my %children;
@@ -685,7 +686,6 @@ sub fork_child {
     open_fd(4, POSIX::O_WRONLY() | POSIX::O_NONBLOCK(), "$path.out");
     $in = channel('<', 3);
     $FRAMES = $out = channel('>', 4);
-    require IO::Handle;
     defined($_->blocking(1)) or bad_input("cannot make fd 3 or 4 blocking: $!") for $in, $out;
     setpgid(0);
     if (defined $file_chld) { $SIG{CHLD} = $file_chld } else { delete $SIG{CHLD} }
