@@ -474,13 +474,17 @@ module BootstrapRunner
     exit!(1) # bootstrap is gone
   end
 
-  # Moves `io` (fd 3 or 4, which it stays, close-on-exec) to the named pipe `path`, opened
-  # without waiting (bootstrap holds its end; if it is gone, opening `.out` fails at once), then
-  # made blocking.
-  def reopen_fifo(io, path, mode)
+  # Points fd 3 or 4 (`io`'s) at the named pipe `path`, opened without waiting (bootstrap holds
+  # its end; if it is gone, opening `.out` fails at once), and returns a fresh IO for it,
+  # blocking and close-on-exec. The old IO is dropped unclosed: it may hold bytes the parent
+  # read ahead from its own fd 3 (its next frame), which are not the child's.
+  def reopen_fifo(io, path, mode, how)
     File.open(path, mode | File::NONBLOCK) { |fifo| io.reopen(fifo) }
-    io.nonblock = false
-    io.binmode
+    io.autoclose = false
+    fresh = IO.for_fd(io.fileno, how, autoclose: true)
+    fresh.nonblock = false
+    fresh.close_on_exec = true
+    fresh
   end
 
   # Fork mode's child: its own fds 3 and 4, group and random seed, then one invoke frame. It
@@ -488,8 +492,8 @@ module BootstrapRunner
   # ended it, as Ruby would end.
   def fork_child(invocations, results, target, path, file_chld)
     status = begin
-      reopen_fifo(invocations, "#{path}.in", File::RDONLY)
-      reopen_fifo(results, "#{path}.out", File::WRONLY)
+      invocations = reopen_fifo(invocations, "#{path}.in", File::RDONLY, 'rb')
+      results = reopen_fifo(results, "#{path}.out", File::WRONLY, 'wb')
       results.sync = true
       set_child_group(0)
       trap('CHLD', file_chld || 'SYSTEM_DEFAULT')

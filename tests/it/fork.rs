@@ -451,3 +451,23 @@ fn a_child_that_writes_into_the_next_childs_pipe_never_answers_for_the_next_call
     }
     assert_eq!(text(&run.response_to(Event::new("last", "{}"))), "own last");
 }
+
+/// Back to back, a parent gets the next child's `fork` and the last child's `reap` close
+/// together, often in one read: whatever a runner read ahead of its own fd 3 must never reach
+/// a child. Every one of 300 events is answered, by its own child.
+#[test]
+fn three_hundred_events_back_to_back_are_each_answered_by_a_child_of_their_own() {
+    for (program, file, code) in PROBES {
+        if !have(program) {
+            continue;
+        }
+        let run = Lambda::new().config(&forking()).write(file, code).start("probe.handler");
+        let mut pids = std::collections::BTreeSet::new();
+        for n in 0..300 {
+            let post = run.invoke(Event::new(&format!("e{n}"), "{}"));
+            pids.insert(probe(&post, program).pid);
+        }
+        assert_eq!(pids.len(), 300, "{program}: a child served two events");
+        assert_no_panic(&run.stop());
+    }
+}
