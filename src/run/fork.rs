@@ -12,7 +12,7 @@
 //!
 //! `framed` asks for the next event's child (`request`) as soon as the current one has its
 //! event, so that the fork and the child's first steps run beside the event, off the caller's
-//! path; it takes the child (`complete`) after the current one and everything it started are
+//! path; it takes the child (`fork`) after the current one and everything it started are
 //! gone, before asking `/next`. So a parent has at most two children: the one serving, and the
 //! next one, idle, which gets no event before the one serving is gone. A child's invocation id
 //! is random, and an idle child that wrote anything is replaced, so a process of the serving

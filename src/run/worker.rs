@@ -8,6 +8,10 @@
 //! unit) and replaced, so that no caller ever gets an answer meant for another. Its threads'
 //! reports pass through a channel with no room at all: the frame reader holds one decoded frame
 //! until it is taken, so a runner that writes frames nobody asked for is held back by its pipe.
+//!
+//! In fork mode (`fork`) a worker is either the loaded parent, whose frames about its children
+//! its reader routes to each child's receiver, or one child, whose `Unit` is `forked`: it talks
+//! on named pipes, and its end is asked of its parent (`reap`) rather than watched.
 
 use std::collections::hash_map::RandomState;
 use std::fs::File;
