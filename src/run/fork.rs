@@ -82,7 +82,8 @@ impl Parent {
     }
 
     /// Asks the loaded parent for the next child, without waiting for it (once; `fork` takes
-    /// it). `Err` when the parent cannot be asked (it is then broken).
+    /// it). `Err` when the parent cannot be asked; it is left as it is, since a child of its may
+    /// be serving an event (`fork` ends it).
     pub(super) fn request(&mut self) -> Result<(), String> {
         if self.pending.is_some() {
             return Ok(());
@@ -104,7 +105,11 @@ impl Parent {
     /// then broken: the caller replaces it), or the child could not be reached (it is then
     /// ended).
     pub(super) fn fork(&mut self, until: Instant) -> Result<Worker, String> {
-        self.request()?;
+        // No child of its serves now: a parent that cannot be asked is broken, and ended.
+        if let Err(why) = self.request() {
+            self.runner.break_off(&why);
+            return Err(why);
+        }
         let Some(Pending { number, pipes, reports }) = self.pending.take() else {
             return Err("BUG: no child asked for".to_string());
         };

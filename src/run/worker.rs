@@ -224,17 +224,15 @@ impl Worker {
     }
 
     /// A fork-mode parent: asks for child `number` (its `child` frame is routed to the child's
-    /// receiver). `Err` when it cannot be asked (it is then broken).
+    /// receiver). `Err` when it cannot be asked. It is not killed here: this is asked while a
+    /// child of its serves an event, and killing the parent's unit would end that child too;
+    /// the check before the next fork finds it dead and replaces it.
     pub(super) fn request_fork(&mut self, number: u64) -> Result<(), String> {
         let sent = match self.invocations.as_mut() {
             Some(pipe) => pipe.write_all(&frames::fork(number)).map_err(|e| e.to_string()),
             None => Err("its fd 3 is closed".to_string()),
         };
-        sent.map_err(|e| {
-            let why = format!("it could not be asked to fork ({e})");
-            self.kill(invalid_frame(&why));
-            why
-        })
+        sent.map_err(|e| format!("it could not be asked to fork ({e})"))
     }
 
     /// A forked child that answered is exiting: asks its parent now to reap it, so that its end

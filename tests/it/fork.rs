@@ -329,10 +329,13 @@ fn a_parent_that_dies_is_replaced_and_the_next_event_served() {
                 def handler(event, context):\n    return os.getppid()\n";
     let run = Lambda::new().config(&forking()).write("p.py", code).start("p.handler");
     let parent: i32 = text(&run.response_to(Event::new("ok1", "{}"))).parse().unwrap();
+    // Once bootstrap asks for the next event, that event's child is forked and connected.
+    run.api.wait_for_polls(2);
     let killed = std::process::Command::new("kill").args(["-9", &parent.to_string()]).status();
     assert!(killed.unwrap().success());
-    // The child forked ahead of the kill may still serve this one.
-    run.response_to(Event::new("ok2", "{}"));
+    // That child outlives its parent and serves the event it was forked for.
+    let orphan: i32 = text(&run.response_to(Event::new("ok2", "{}"))).parse().unwrap();
+    assert_ne!(orphan, parent, "it was adopted, by the warden");
     let next: i32 = text(&run.response_to(Event::new("ok3", "{}"))).parse().unwrap();
     assert_ne!(next, parent, "the dead parent forked again?");
     assert_eq!(init_count(run.root()), 2, "the new parent loads the handler once");
