@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::*;
+use crate::watch::wait_gone;
 
 /// The probe handler of each forking language. Module-level code appends a line to
 /// `init.count` and draws a random number; each event counts itself in a module-level
@@ -333,6 +334,8 @@ fn a_parent_that_dies_is_replaced_and_the_next_event_served() {
     run.api.wait_for_polls(2);
     let killed = std::process::Command::new("kill").args(["-9", &parent.to_string()]).status();
     assert!(killed.unwrap().success());
+    // `kill` returns once the signal is sent; the child is adopted only once the parent ends.
+    wait_gone(parent as u32);
     // That child outlives its parent and serves the event it was forked for.
     let orphan: i32 = text(&run.response_to(Event::new("ok2", "{}"))).parse().unwrap();
     assert_ne!(orphan, parent, "it was adopted, by the warden");
