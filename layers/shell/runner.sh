@@ -28,7 +28,9 @@
 # it, and it reaps child n when a `reap <n>` frame asks. The child takes
 # $BOOTSTRAP_FORK_DIR/<n>.in and <n>.out as fds 3 and 4, reseeds RANDOM, says ready and
 # serves one invoke frame as framed mode does. Its $$ is still
-# the parent's pid (use $BASHPID); a signal sent to $$ is passed on to the event's child.
+# the parent's pid (use $BASHPID): the child's `kill` takes $$ as the child, and a signal sent
+# to $$ from elsewhere (a program, a nested shell) is passed on to the event's child if it can
+# be caught.
 
 if (( $# != 2 )); then
     printf 'usage: runner.sh FILE METHOD\n' >&2
@@ -251,10 +253,36 @@ __bootstrap_serve() {
     fi
 }
 
-# A fork mode child (a background subshell): its own fds 3 and 4, a fresh RANDOM, then one
+# `kill` in a fork mode child: an operand that is `$$`, the parent's pid, names the child
+# instead, so that a handler's `kill -STOP $$` or `kill -9 $$` ends its own event, at once, as
+# in every other mode, and never reaches the parent (which passes on only the signals it can
+# catch, and only after the child may have answered). Operands start at `--` or at the first
+# argument that is not an option; `-s` and `-n` take the next argument as a signal.
+__bootstrap_kill() {
+    local arg args=() operands= signal_next=
+    for arg; do
+        if [[ -n $signal_next ]]; then
+            signal_next=
+        elif [[ -n $operands || $arg != -* ]]; then
+            operands=1
+            [[ $arg == "$$" ]] && arg=$__bootstrap_self
+        elif [[ $arg == -[sn] ]]; then
+            signal_next=1
+        elif [[ $arg == -- ]]; then
+            operands=1
+        fi
+        args+=("$arg")
+    done
+    builtin kill "${args[@]}"
+}
+
+# A fork mode child (a background subshell): its own fds 3 and 4, a fresh RANDOM, `kill` that
+# takes `$$` as the child (unless the handler's file defined a `kill` of its own), then one
 # invoke frame. Job control is off again in here, so what the handler starts stays in its group.
 __bootstrap_child() {
     set +m
+    __bootstrap_self=$BASHPID
+    declare -F kill >/dev/null || kill() { __bootstrap_kill "$@"; }
     exec 3<&- 4>&-
     exec 3<"$__bootstrap_fork_dir/$__bootstrap_n.in" 4>"$__bootstrap_fork_dir/$__bootstrap_n.out" ||
         __bootstrap_bad_input "cannot open the fifos of child $__bootstrap_n"
@@ -302,7 +330,7 @@ __bootstrap_forward() {
     for n in "${!__bootstrap_children[@]}"; do
         [[ -z $serving ]] || (( n < serving )) && serving=$n
     done
-    [[ -n $serving ]] && kill -s "$1" "${__bootstrap_children[$serving]}" 2>/dev/null
+    [[ -n $serving ]] && builtin kill -s "$1" "${__bootstrap_children[$serving]}" 2>/dev/null
 }
 for __bootstrap_signal in HUP INT QUIT ABRT SEGV TERM USR1 USR2 ALRM; do
     # shellcheck disable=SC2064 # the signal's name, now

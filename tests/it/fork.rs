@@ -345,6 +345,25 @@ fn a_parent_that_dies_is_replaced_and_the_next_event_served() {
     assert_eq!(text(&run.response_to(Event::new("ok4", "{}"))), next.to_string());
 }
 
+/// In a forked bash child `$$` is still the loaded parent's pid, yet a handler that signals
+/// `$$` must end its own event, at once, as in every other mode. `STOP` and `KILL` cannot be
+/// caught and passed on: sent to the parent, they would stop and kill it while the child
+/// went on to answer.
+#[test]
+fn a_bash_handler_that_stops_and_kills_dollar_dollar_ends_its_own_event_in_every_mode() {
+    if !have("bash") {
+        return;
+    }
+    let code = "handler() {\n    kill -STOP $$\n    kill -s KILL -- $$\n    printf fine\n}\n";
+    for mode in ALL_MODES {
+        let run = Lambda::new().mode(mode).write("k.sh", code).start("k.handler");
+        for id in ["e1", "e2"] {
+            let post = run.error_for(Event::new(id, "{}"));
+            assert_error(&post, "Runtime.ExitError", &["SIGKILL"]);
+        }
+    }
+}
+
 #[test]
 fn a_child_over_max_rss_mb_is_killed_and_the_parent_kept() {
     if !have("python3") {
