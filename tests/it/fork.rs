@@ -364,6 +364,19 @@ fn a_bash_handler_that_stops_and_kills_dollar_dollar_ends_its_own_event_in_every
     }
 }
 
+/// A `kill` function the handler's file defines is its own, in a forked child too.
+#[test]
+fn a_bash_handlers_own_kill_function_is_left_alone_in_fork_mode() {
+    if !have("bash") {
+        return;
+    }
+    let code = "kill() { printf 'mine:%s' \"$*\"; }\nhandler() {\n    kill -9 $$\n}\n";
+    let run = Lambda::new().mode(Mode::Fork).write("k.sh", code).start("k.handler");
+    let body = run.response_to(Event::new("e1", "{}")).body_text();
+    let pid = body.strip_prefix("mine:-9 ").expect("the handler's own kill ran");
+    assert!(pid.parse::<u32>().is_ok(), "{body}");
+}
+
 #[test]
 fn a_child_over_max_rss_mb_is_killed_and_the_parent_kept() {
     if !have("python3") {
