@@ -9,9 +9,11 @@
 //! freed, while it is read), then every process in the tree is stopped, reading `/proc` again
 //! until a reading finds no process it had not seen (a stopped process cannot fork, so the tree
 //! can only grow through one not yet stopped, which a reading would find); then all of it is
-//! killed and the warden let go to reap it. Every wait is bounded: a process that will not die
-//! (uninterruptible, or held by a tracer outside the tree) is reported and left, with its
-//! warden, and reaped whenever it ends.
+//! killed and the warden let go to reap it. Every wait for a death is bounded: a process that
+//! will not die (uninterruptible, or held by a tracer outside the tree) is reported and left,
+//! with its warden, and reaped whenever it ends. Stopping is not bounded: a chain that forks as
+//! fast as it can is chased until it is caught (`stop_descendants`), since giving up would
+//! leave it running for good.
 //!
 //! A warden that dies before its tree (a handler may kill its parent) leaves the tree to
 //! bootstrap, the outer subreaper; `sweep_strays` ends what descends from bootstrap outside the
