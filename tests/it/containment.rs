@@ -257,7 +257,7 @@ fn one_warm_workers_end_never_stops_another_workers_processes() {
         def handler(event, context):\n    if event == 'leaver':\n        orphan('leaver.pid')\n        \
         os._exit(3)\n    daemon = orphan('daemon.pid')\n    print('keeper ready', flush=True)\n    \
         open('gate').read()\n    return 'alive' if alive(daemon) else 'dead'\n";
-    let run = Lambda::new()
+    let mut run = Lambda::new()
         .write("h.py", handler)
         .mode(Mode::Warm)
         .fifo("gate")
@@ -273,4 +273,10 @@ fn one_warm_workers_end_never_stops_another_workers_processes() {
     open_gate(&run.file("gate"));
     let post = run.api.expect_post("/runtime/invocation/keeper/response");
     assert_eq!(post.body_text(), "\"alive\"", "the leaver's end stopped the keeper's daemon");
+    // The daemon belongs to the keeper's warm worker, which lives on: it ends with bootstrap.
+    let daemon = pids_in(&run.file("daemon.pid"))[0];
+    // SAFETY: kill takes two integers; the pid is our child.
+    unsafe { libc::kill(run.pid() as libc::pid_t, libc::SIGTERM) };
+    run.wait_exit();
+    assert!(is_gone(daemon), "the keeper's daemon outlived bootstrap");
 }
