@@ -318,36 +318,8 @@ fn run_plan(path: &Path) -> Result<(), String> {
     let done = run_interleaved(specs, &log_dir, &strip);
 
     let extras = plan.get("extras").cloned().unwrap_or(Value::Null);
-    let streaming = match extras.get("streaming") {
-        Some(v) => {
-            let specs = v
-                .get("rows")
-                .and_then(Value::as_array)
-                .ok_or("\"streaming\" without \"rows\"")?
-                .iter()
-                .map(RowSpec::from_json)
-                .collect::<Result<Vec<_>, _>>()?;
-            eprintln!("bench: streaming");
-            let what = v.get("what").and_then(Value::as_str).unwrap_or("").to_string();
-            Some((what, run_interleaved(specs, &log_dir, &strip)))
-        }
-        None => None,
-    };
-    let large_init = match extras.get("large_init") {
-        Some(v) => {
-            let specs = v
-                .get("rows")
-                .and_then(Value::as_array)
-                .ok_or("\"large_init\" without \"rows\"")?
-                .iter()
-                .map(RowSpec::from_json)
-                .collect::<Result<Vec<_>, _>>()?;
-            eprintln!("bench: large init");
-            let what = v.get("what").and_then(Value::as_str).unwrap_or("").to_string();
-            Some((what, run_interleaved(specs, &log_dir, &strip)))
-        }
-        None => None,
-    };
+    let streaming = extra_rows(&extras, "streaming", "streaming", &log_dir, &strip)?;
+    let large_init = extra_rows(&extras, "large_init", "large init", &log_dir, &strip)?;
     let cold = cold_starts(&extras, &log_dir);
     let big = match extras.get("big_event") {
         Some(v) => {
@@ -448,6 +420,28 @@ pub(crate) const BLOCK: usize = 10;
 /// Run the rows language by language. The rows of one language are all started (and warmed
 /// up) first, then take turns, BLOCK invocations each, until each has its N: so they share
 /// whatever else the machine is doing at the time, and their ratios mean something.
+/// The block of extra rows under `key` in the plan's extras, if there is one: its "what" and
+/// its rows, run side by side.
+fn extra_rows(
+    extras: &Value,
+    key: &str,
+    label: &str,
+    log_dir: &Path,
+    strip: &str,
+) -> Result<Option<(String, Vec<Done>)>, String> {
+    let Some(block) = extras.get(key) else { return Ok(None) };
+    let specs = block
+        .get("rows")
+        .and_then(Value::as_array)
+        .ok_or(format!("\"{key}\" without \"rows\""))?
+        .iter()
+        .map(RowSpec::from_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    eprintln!("bench: {label}");
+    let what = block.get("what").and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(Some((what, run_interleaved(specs, log_dir, strip))))
+}
+
 fn run_interleaved(specs: Vec<RowSpec>, log_dir: &Path, strip: &str) -> Vec<Done> {
     let mut langs: Vec<&str> = Vec::new();
     for row in &specs {
